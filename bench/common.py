@@ -1,0 +1,29 @@
+"""Helpers for the benchmark scripts: markdown tables printed and written under bench/results/."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write(name: str, title: str, body: str, command: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.md"
+    text = (f"# {title}\n\nMeasured {time.strftime('%Y-%m-%d %H:%M')} on {platform.machine()}, "
+            f"{os.cpu_count()} CPUs, one run (figures are ratios within this run; the machine is shared).\n"
+            f"Reproduce: `{command}`\n\n{body}\n")
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    print(text)
+    return path

@@ -1,0 +1,108 @@
+"""Checkpoints: architecture config + state dict + metrics + versions, loadable with weights_only=True."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig
+
+FORMAT = "e2micro-checkpoint"
+VERSION = 1
+# e2cnn caches expanded filters as buffers in eval mode; they are derived, so never stored.
+_DERIVED = (".filter", ".expanded_bias")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, foreign or inconsistent."""
+
+
+def versions() -> dict:
+    import e2cnn
+    import numpy
+
+    from . import __version__
+
+    return {"e2micro": __version__, "torch": str(torch.__version__), "e2cnn": str(getattr(e2cnn, "__version__", "?")),
+            "numpy": str(numpy.__version__)}
+
+
+def model_state(model: torch.nn.Module) -> dict:
+    model = getattr(model, "module", model)  # unwrap DDP
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if not k.endswith(_DERIVED)}
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """torch.save to a temp file in the same directory, fsync, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_weights(model: torch.nn.Module, state_dict: dict) -> None:
+    """Strict load of stored weights; derived e2cnn filter caches are dropped first and rebuilt on eval()."""
+    model.train()  # e2cnn deletes its cached filters in train mode
+    model.load_state_dict(state_dict, strict=True)
+
+
+def save_checkpoint(path, model, config: ModelConfig, metrics: dict | None = None, **extra) -> None:
+    atomic_save({"format": FORMAT, "version": VERSION, "config": config.to_dict(), "state_dict": model_state(model),
+                 "metrics": metrics or {}, "versions": versions(), **extra}, path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load and validate the dict (weights_only=True: no code from the file is run)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 — any unpickling failure means a bad file
+        raise CheckpointError(f"{path}: not a readable e2micro checkpoint ({_reason(e)})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an e2micro checkpoint (no '{FORMAT}' marker)")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is not supported (expected {VERSION})")
+    for key in ("config", "state_dict"):
+        if not isinstance(ckpt.get(key), dict):
+            raise CheckpointError(f"{path}: checkpoint has no {key}")
+    return ckpt
+
+
+def _reason(e: Exception) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    # torch's weights_only refusal hides the cause on a later line.
+    why = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0] if lines else type(e).__name__)
+    return why[:200]
+
+
+def load_model(path: str | Path):
+    """(model in eval mode, config, checkpoint dict). Non-finite weights are refused."""
+    from .model import model_from_config
+
+    ckpt = read_checkpoint(path)
+    try:
+        config = ModelConfig.from_dict(ckpt["config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: bad architecture config ({e})") from None
+    model = model_from_config(config)
+    try:
+        load_weights(model, ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not match the stored architecture "
+                              f"({str(e).splitlines()[0][:160]})") from None
+    for name, t in ckpt["state_dict"].items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise CheckpointError(f"{path}: weight '{name}' contains NaN or Inf")
+    return model.eval(), config, ckpt

@@ -1,0 +1,18 @@
+"""`train`: fit and evaluate models; `train data` makes data sets."""
+from __future__ import annotations
+
+import typer
+
+from .data import app as data_app
+from .evaluate import eval_command
+from .fit import fit_command
+
+app = typer.Typer(help="Train and evaluate equivariant MobileNetV2 models on PCam-format data.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.command("fit")(fit_command)
+app.command("eval")(eval_command)
+app.add_typer(data_app, name="data")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""PCam reader, demo data, augmentation and batching."""

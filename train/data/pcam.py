@@ -1,0 +1,111 @@
+"""PatchCamelyon reader: validates the HDF5 files and streams them in chunk-sized blocks.
+
+Files: camelyonpatch_level_2_split_{split}_{x,y}.h5 with `x` (N, 96, 96, 3) uint8 RGB and `y`
+(N, 1, 1, 1) integer labels (uint8 in the release, uint32 in some re-packagings: we cast).
+The 7 GB training set is never read whole: callers ask for row ranges.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+SPLITS = ("train", "valid", "test")
+PATCH = 96
+
+
+class PCamFormatError(ValueError):
+    """A PCam file is missing or does not have PCam's layout."""
+
+
+def split_paths(root: str | Path, split: str) -> tuple[Path, Path]:
+    if split not in SPLITS:
+        raise PCamFormatError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    root = Path(root)
+    stem = f"camelyonpatch_level_2_split_{split}"
+    return root / f"{stem}_x.h5", root / f"{stem}_y.h5"
+
+
+def _open(path: Path, key: str):
+    import h5py
+
+    if not path.is_file():
+        raise PCamFormatError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise PCamFormatError(f"{path}: not a readable HDF5 file ({e.__class__.__name__})") from None
+    if key not in f:
+        found = sorted(f.keys())
+        f.close()
+        raise PCamFormatError(f"{path}: no dataset {key!r} (found {found})")
+    return f
+
+
+class PCamSplit:
+    """One split of PCam (or of a file set in PCam's format). Opens lazily, reads row ranges."""
+
+    def __init__(self, root: str | Path, split: str):
+        self.root, self.split = Path(root), split
+        self.x_path, self.y_path = split_paths(root, split)
+        xf = _open(self.x_path, "x")
+        try:
+            x = xf["x"]
+            if x.ndim != 4 or tuple(x.shape[1:]) != (PATCH, PATCH, 3):
+                raise PCamFormatError(f"{self.x_path}: x has shape {tuple(x.shape)}, expected (N, 96, 96, 3)")
+            if x.dtype != np.uint8:
+                raise PCamFormatError(f"{self.x_path}: x has dtype {x.dtype}, expected uint8 RGB")
+            self.n = int(x.shape[0])
+            self.chunk_rows = int(x.chunks[0]) if x.chunks else 32
+        finally:
+            xf.close()
+        yf = _open(self.y_path, "y")
+        try:
+            y = yf["y"]
+            if y.shape[0] != self.n or int(np.prod(y.shape[1:], dtype=np.int64)) != 1:
+                raise PCamFormatError(f"{self.y_path}: y has shape {tuple(y.shape)}, expected ({self.n}, 1, 1, 1)")
+            if y.dtype.kind not in "iub":
+                raise PCamFormatError(f"{self.y_path}: y has dtype {y.dtype}, expected integer labels")
+            labels = np.asarray(y[...]).reshape(-1).astype(np.int64)  # N bytes: small even for train
+        finally:
+            yf.close()
+        if self.n == 0:
+            raise PCamFormatError(f"{self.x_path}: the split is empty")
+        if labels.min() < 0:
+            raise PCamFormatError(f"{self.y_path}: negative labels")
+        self.labels = labels
+        self._x = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def num_classes(self) -> int:
+        return max(2, int(self.labels.max()) + 1)
+
+    def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows [start, stop): uint8 (n, 96, 96, 3) and int64 labels (n,)."""
+        if self._x is None:
+            import h5py
+
+            self._x = h5py.File(self.x_path, "r")["x"]
+        return np.asarray(self._x[start:stop]), self.labels[start:stop]
+
+    def close(self) -> None:
+        if self._x is not None:
+            self._x.file.close()
+            self._x = None
+
+    def __getstate__(self):  # h5py handles do not pickle; workers reopen
+        d = dict(self.__dict__)
+        d["_x"] = None
+        return d
+
+
+def to_model_input(x_uint8: np.ndarray, size: int) -> np.ndarray:
+    """NHWC uint8 patches → NCHW float32 raw pixels, centre-cropped to size×size (95 for PCam)."""
+    if x_uint8.shape[1] < size:
+        raise PCamFormatError(f"patches are {x_uint8.shape[1]} px, the model needs {size}")
+    o = (x_uint8.shape[1] - size) // 2  # centred crop (96 → 95 keeps rows/cols 0..94)
+    x = x_uint8[:, o:o + size, o:o + size, :]
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
