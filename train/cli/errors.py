@@ -8,7 +8,8 @@ import typer
 from ..checkpoint import CheckpointError
 from ..data.pcam import PCamFormatError
 
-USER_ERRORS = (CheckpointError, PCamFormatError, ValueError, FileNotFoundError, PermissionError, OSError, RuntimeError)
+# ConversionError is a RuntimeError; RuntimeError also covers TFLM's "failed to allocate".
+USER_ERRORS = (CheckpointError, PCamFormatError, ValueError, OSError, RuntimeError)
 
 
 @contextlib.contextmanager

@@ -57,6 +57,8 @@ def batches(split: PCamSplit, batch_size: int, size: int, *, shuffle: bool = Fal
 
     for i, (a, b) in enumerate(p.blocks):
         x, y = split.read(a, b)
+        if y is None:  # an images-only file: label −1
+            y = np.full(len(x), -1, dtype=np.int64)
         xs.append(to_model_input(x, size))
         ys.append(y)
         last = i == len(p.blocks) - 1

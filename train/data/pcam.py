@@ -45,9 +45,10 @@ def _open(path: Path, key: str):
 class PCamSplit:
     """One split of PCam (or of a file set in PCam's format). Opens lazily, reads row ranges."""
 
-    def __init__(self, root: str | Path, split: str):
+    def __init__(self, root: str | Path, split: str, *, paths: tuple[Path, Path] | None = None,
+                 require_labels: bool = True):
         self.root, self.split = Path(root), split
-        self.x_path, self.y_path = split_paths(root, split)
+        self.x_path, self.y_path = paths or split_paths(root, split)
         xf = _open(self.x_path, "x")
         try:
             x = xf["x"]
@@ -59,6 +60,14 @@ class PCamSplit:
             self.chunk_rows = int(x.chunks[0]) if x.chunks else 32
         finally:
             xf.close()
+        self._x = None
+        if self.n == 0:
+            raise PCamFormatError(f"{self.x_path}: the split is empty")
+        self.labels = None
+        if require_labels or self.y_path.is_file():
+            self.labels = self._read_labels()
+
+    def _read_labels(self) -> np.ndarray:
         yf = _open(self.y_path, "y")
         try:
             y = yf["y"]
@@ -69,27 +78,26 @@ class PCamSplit:
             labels = np.asarray(y[...]).reshape(-1).astype(np.int64)  # N bytes: small even for train
         finally:
             yf.close()
-        if self.n == 0:
-            raise PCamFormatError(f"{self.x_path}: the split is empty")
         if labels.min() < 0:
             raise PCamFormatError(f"{self.y_path}: negative labels")
-        self.labels = labels
-        self._x = None
+        return labels
 
     def __len__(self) -> int:
         return self.n
 
     @property
     def num_classes(self) -> int:
+        if self.labels is None:
+            raise PCamFormatError(f"{self.y_path}: no labels file")
         return max(2, int(self.labels.max()) + 1)
 
-    def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows [start, stop): uint8 (n, 96, 96, 3) and int64 labels (n,)."""
+    def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows [start, stop): uint8 (n, 96, 96, 3) and int64 labels (n,) (None without labels)."""
         if self._x is None:
             import h5py
 
             self._x = h5py.File(self.x_path, "r")["x"]
-        return np.asarray(self._x[start:stop]), self.labels[start:stop]
+        return np.asarray(self._x[start:stop]), None if self.labels is None else self.labels[start:stop]
 
     def close(self) -> None:
         if self._x is not None:
@@ -100,6 +108,18 @@ class PCamSplit:
         d = dict(self.__dict__)
         d["_x"] = None
         return d
+
+
+def open_images(path: str | Path, split: str = "test") -> PCamSplit:
+    """A PCam-format directory (its `split`) or a single `…_x.h5` file; labels come from the
+    matching `…_y.h5` when it exists, and are optional."""
+    path = Path(path)
+    if path.is_dir():
+        return PCamSplit(path, split, require_labels=False)
+    if not path.name.endswith("_x.h5"):
+        raise PCamFormatError(f"{path}: expected a PCam-format directory or an images file named *_x.h5")
+    return PCamSplit(path.parent, split, paths=(path, path.with_name(path.name[:-5] + "_y.h5")),
+                     require_labels=False)
 
 
 def to_model_input(x_uint8: np.ndarray, size: int) -> np.ndarray:

@@ -1,0 +1,46 @@
+"""`convert`: turn a trained checkpoint into what a device runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Convert e2micro checkpoints for microcontrollers and Edge TPUs.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def _root():
+    """Convert e2micro checkpoints for microcontrollers and Edge TPUs."""
+
+
+@app.command("tflite")
+def tflite(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by `train fit`."),
+    out: Path = typer.Option(None, "--out", help="Output directory (default: <checkpoint>_tflite next to it)."),
+    ranges: str = typer.Option("data", help="Where int8 activation ranges come from: data."),
+    calibration_data: Path = typer.Option(None, "--calibration-data",
+                                          help="PCam-format *_x.h5 (or directory) for --ranges data."),
+    calibration_images: int = typer.Option(256, "--calibration-images", min=1),
+    parity_data: Path = typer.Option(None, "--parity-data",
+                                     help="PCam-format *_x.h5 or directory for the parity figures "
+                                          "(default: the checkpoint's test split, else demo patches)."),
+    parity_images: int = typer.Option(32, "--parity-images", min=1),
+    quiet: bool = typer.Option(False, "--quiet", help="Print the summary only."),
+):
+    """Checkpoint → ONNX → TensorFlow → float and fully-int8 TFLite → C sources for TFLM, with a report."""
+    from train.cli.errors import user_errors
+
+    from .pipeline import ConvertOptions, convert_tflite
+    from .report import summary_lines
+
+    opts = ConvertOptions(checkpoint, out, ranges, calibration_data, calibration_images, parity_data, parity_images)
+    with user_errors():
+        report = convert_tflite(opts, echo=(lambda s: None) if quiet else typer.echo)
+    typer.echo(f"wrote {opts.out_dir()}")
+    for line in summary_lines(report):
+        typer.echo(line)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,59 @@
+"""Stage: plain PyTorch → ONNX (opset 17, static batch 1), tensors named after activation points,
+checked against PyTorch with onnxruntime."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from calibration.points import INPUT, OUTPUT, Point, activation_points
+
+from .errors import ConversionError
+
+OPSET = 17
+
+
+def export_onnx(model, path: Path) -> onnx.ModelProto:
+    s = model.config.input_size
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(model, torch.zeros(1, 3, s, s), buf, dynamo=False, opset_version=OPSET,
+                          input_names=[INPUT], output_names=[OUTPUT], do_constant_folding=True)
+    proto = onnx.load_from_string(buf.getvalue())
+    name_points(proto, activation_points(model))
+    onnx.checker.check_model(proto)
+    Path(path).write_bytes(proto.SerializeToString())
+    return proto
+
+
+def name_points(proto: onnx.ModelProto, points: list[Point]) -> None:
+    """Rename each point's tensor to its key, checking the ops are the ones the model implies."""
+    nodes = [n for n in proto.graph.node if n.op_type != "Constant"]
+    expected = [(p, op) for p in points for op in p.onnx_ops]
+    got = [n.op_type for n in nodes]
+    if got != [op for _, op in expected]:
+        raise ConversionError(f"ONNX graph has ops {sorted(set(got))} in an unexpected order "
+                              f"({len(got)} ops, expected {len(expected)})")
+    renames = {}
+    for (p, op), node in zip(expected, nodes):
+        if op == p.onnx_ops[-1] and p.key not in (OUTPUT,):
+            renames[node.output[0]] = p.key
+    for node in proto.graph.node:
+        node.input[:] = [renames.get(i, i) for i in node.input]
+        node.output[:] = [renames.get(o, o) for o in node.output]
+
+
+def check_onnx(proto: onnx.ModelProto, model, x: np.ndarray) -> float:
+    """max |logit difference| between onnxruntime and PyTorch on NCHW float input x."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    out = np.concatenate([sess.run([OUTPUT], {INPUT: x[i:i + 1]})[0] for i in range(len(x))])
+    return float(np.abs(out - ref).max())

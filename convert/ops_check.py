@@ -1,0 +1,48 @@
+"""The op contract: only ops that both TFLM and the Edge TPU run, in shapes both accept."""
+from __future__ import annotations
+
+from .errors import ConversionError
+from .tflite_graph import Graph
+
+ALLOWED = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "PAD", "MEAN", "AVERAGE_POOL_2D", "FULLY_CONNECTED",
+           "RESHAPE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE")
+
+
+def check_ops(graph: Graph, what: str) -> None:
+    """Raise naming the first op outside the contract (or a grouped conv, or a >4-D tensor)."""
+    for op in graph.ops:
+        if op.name not in ALLOWED:
+            raise ConversionError(f"{what} contains unsupported op {op.name} (op #{op.index}); "
+                                  f"allowed: {', '.join(ALLOWED)}")
+        if op.name == "CONV_2D":
+            cin = graph.tensors[op.inputs[0]].shape[-1]
+            if graph.tensors[op.inputs[1]].shape[-1] != cin:
+                raise ConversionError(f"{what} contains a grouped CONV_2D (op #{op.index})")
+        for i in op.inputs + op.outputs:
+            if i >= 0 and len(graph.tensors[i].shape) > 4:
+                raise ConversionError(f"{what} has a {len(graph.tensors[i].shape)}-D tensor at op #{op.index} {op.name}")
+
+
+def macs(graph: Graph) -> dict[str, int]:
+    """Multiply-accumulates per op type (conv, depthwise, fully connected) and elementwise ops."""
+    out: dict[str, int] = {}
+    for op in graph.ops:
+        t = graph.tensors
+        o = t[op.outputs[0]].shape
+        if op.name == "CONV_2D":
+            _, kh, kw, cin = t[op.inputs[1]].shape
+            n = o[1] * o[2] * o[3] * kh * kw * cin
+        elif op.name == "DEPTHWISE_CONV_2D":
+            _, kh, kw, _ = t[op.inputs[1]].shape
+            n = o[1] * o[2] * o[3] * kh * kw
+        elif op.name == "FULLY_CONNECTED":
+            n = t[op.inputs[1]].shape[0] * t[op.inputs[1]].shape[1]
+        elif op.name in ("ADD", "MUL", "MEAN"):
+            n = 1
+            for d in t[op.inputs[0]].shape:
+                n *= d
+        else:
+            continue
+        out[op.name] = out.get(op.name, 0) + int(n)
+    out["total"] = sum(v for k, v in out.items())
+    return out

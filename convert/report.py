@@ -1,0 +1,48 @@
+"""report.json (machines) and report.md (people): the same facts, written deterministically."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def summary_lines(r: dict) -> list[str]:
+    p, f = r["parity"], r["files"]
+    lines = [
+        f"model: {r['checkpoint']['group']} MobileNetV2, width {r['checkpoint']['width']}, "
+        f"{r['checkpoint']['num_classes']} classes",
+        f"int8 .tflite: {f['model_int8.tflite']:,} bytes; float: {f['model_float.tflite']:,} bytes; "
+        f"TFLM arena {r['arena']['measured_bytes']:,} bytes measured → kTensorArenaSize {r['arena']['tensor_arena_size']:,}",
+        f"ops: " + ", ".join(f"{k}×{v}" for k, v in r["ops"].items()) + f"; {r['macs']['total'] / 1e6:.1f} M MACs",
+        f"input int8 scale {r['input']['scale']:g}, zero point {r['input']['zero_point']}; "
+        f"ranges: {r['ranges']['method']}",
+        f"parity on {p['images']} images ({p['source']}):",
+        f"  float TFLite vs PyTorch: max |Δlogit| {p['float_vs_torch_max_abs_logit']:.2e}",
+        f"  int8 vs PyTorch: argmax agreement {p['int8_vs_torch_argmax_agreement']:.1%}, max |Δlogit| "
+        f"{p['int8_vs_torch_max_abs_logit_lsb']:.1f} LSB (mean {p['int8_vs_torch_mean_abs_logit_lsb']:.2f})",
+        f"  TFLM vs LiteRT reference: identical on {p['tflm_vs_litert_identical_rate']:.0%} "
+        f"(max {p['tflm_vs_litert_max_lsb']} LSB)",
+        f"  int8 outputs bit-identical under 90°/180°/270° rotations: LiteRT {p['rot90_bitexact_rate_litert']:.1%}, "
+        f"TFLM {p['rot90_bitexact_rate_tflm']:.1%}",
+    ]
+    if "accuracy_int8" in p:
+        lines.append(f"  accuracy: PyTorch {p['accuracy_torch']:.1%}, float TFLite {p['accuracy_float_tflite']:.1%}, "
+                     f"int8 {p['accuracy_int8']:.1%}")
+    return lines
+
+
+def _markdown(r: dict) -> str:
+    rows = "\n".join(f"| `{q['key']}` | {q['min']:.5g} | {q['max']:.5g} | {q['scale']:.6g} | {q['zero_point']} | "
+                     f"`{q['tflite_name'][:48]}` |" for q in r["quantization"])
+    files = "\n".join(f"| `{k}` | {v:,} |" for k, v in r["files"].items())
+    return (f"# Conversion report: `{r['checkpoint']['file']}`\n\n"
+            + "\n".join(f"- {ln}" if not ln.startswith("  ") else f"  - {ln.strip()}" for ln in summary_lines(r))
+            + f"\n\n## Files\n\n| file | bytes |\n|---|---|\n{files}\n\n"
+            f"## Activation ranges → int8 parameters ({r['ranges']['method']})\n\n"
+            f"{json.dumps(r['ranges']['notes'], sort_keys=True)}\n\n"
+            "| activation | min | max | scale | zero point | TFLite tensor |\n|---|---|---|---|---|---|\n"
+            f"{rows}\n\n## Versions\n\n" + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + "\n")
+
+
+def write_report(out: Path, report: dict) -> None:
+    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (out / "report.md").write_text(_markdown(report))

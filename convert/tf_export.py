@@ -1,0 +1,57 @@
+"""Stage: ONNX → TensorFlow (onnx2tf, NHWC) → float TFLite, and the calibrate-only float model whose
+activation min/max slots the ranges table fills in."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .offline import patch_onnx2tf, quiet_tensorflow
+
+
+def onnx_to_tf(onnx_path: Path, workdir: Path):
+    """onnx2tf's Keras model and its concrete function (NHWC input)."""
+    quiet_tensorflow()
+    import onnx2tf
+    import tensorflow as tf
+
+    patch_onnx2tf()
+    cwd = os.getcwd()
+    os.chdir(workdir)  # onnx2tf writes helper files next to the working directory
+    try:
+        model = onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(workdir / "tf"),
+                                disable_model_save=True, non_verbose=True)
+    finally:
+        os.chdir(cwd)
+    fn = tf.function(lambda *inputs: model(inputs),
+                     input_signature=[tf.TensorSpec(t.shape, t.dtype, t.name) for t in model.inputs])
+    return model, fn.get_concrete_function()
+
+
+def _converter(model, concrete):
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+
+
+def float_tflite(model, concrete) -> bytes:
+    return _converter(model, concrete).convert()
+
+
+def calibrated_tflite(model, concrete, input_shape) -> bytes:
+    """TF's first quantization stage only: a float model with min/max slots on every activation.
+
+    The one all-zero calibration sample only creates the slots; every value is overwritten from
+    the ranges table before TF's second stage (`quantize.int8_tflite`).
+    """
+    import tensorflow as tf
+
+    conv = _converter(model, concrete)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: iter([[np.zeros(input_shape, np.float32)]])
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    conv._experimental_calibrate_only = True  # private, stable because onnx2tf pins TF 2.19.0
+    return conv.convert()
