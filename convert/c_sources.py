@@ -67,3 +67,24 @@ def model_ops(histogram: dict[str, int]) -> str:
             "using ModelOpResolver = tflite::MicroMutableOpResolver<kModelOpCount>;\n\n"
             "inline TfLiteStatus RegisterModelOps(ModelOpResolver& resolver) {\n"
             f"{lines}\n  return kTfLiteOk;\n}}\n\n#endif  // E2MICRO_MODEL_OPS_H_\n")
+
+
+def sample_patch(x_int8, expected, label: int | None, source: str) -> tuple[str, str]:
+    """One input patch as the int8 NHWC array the model takes, with the int8 output the LiteRT
+    reference kernels give for it, so firmware without a camera can run and check itself."""
+    flat = bytes(x_int8.astype("int8").reshape(-1).view("uint8"))
+    exp = ", ".join(str(int(v)) for v in expected.reshape(-1))
+    h = (BANNER + "#ifndef E2MICRO_SAMPLE_PATCH_H_\n#define E2MICRO_SAMPLE_PATCH_H_\n\n"
+         '#include "model_settings.h"\n\n'
+         f"// {source}; int8 NHWC, raw pixel - 128.\n"
+         "extern const signed char g_sample_patch[kInputSize];\n"
+         f"constexpr int kSamplePatchLabel = {-1 if label is None else int(label)};  // -1: unknown\n"
+         f"// int8 logits from the LiteRT reference kernels (TFLM's reference kernels give the same).\n"
+         f"constexpr signed char kSamplePatchExpected[kCategoryCount] = {{{exp}}};\n\n"
+         "#endif  // E2MICRO_SAMPLE_PATCH_H_\n")
+    rows = []
+    for i in range(0, len(flat), 16):
+        rows.append("    " + ", ".join(str(int(b) - 256 if b > 127 else int(b)) for b in flat[i:i + 16]) + ",")
+    cc = (BANNER + '#include "sample_patch.h"\n\n'
+          "alignas(16) const signed char g_sample_patch[kInputSize] = {\n" + "\n".join(rows) + "\n};\n")
+    return h, cc

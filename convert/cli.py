@@ -26,6 +26,8 @@ def tflite(
                                      help="PCam-format *_x.h5 or directory for the parity figures "
                                           "(default: the checkpoint's test split, else demo patches)."),
     parity_images: int = typer.Option(32, "--parity-images", min=1),
+    firmware: Path = typer.Option(None, "--firmware", help="Also copy the generated C sources into this "
+                                                             "firmware folder (e.g. firmware/cortex-m)."),
     quiet: bool = typer.Option(False, "--quiet", help="Print the summary only."),
 ):
     """Checkpoint → ONNX → TensorFlow → float and fully-int8 TFLite → C sources for TFLM, with a report."""
@@ -34,7 +36,8 @@ def tflite(
     from .pipeline import ConvertOptions, convert_tflite
     from .report import summary_lines
 
-    opts = ConvertOptions(checkpoint, out, ranges, calibration_data, calibration_images, parity_data, parity_images)
+    opts = ConvertOptions(checkpoint, out, ranges, calibration_data, calibration_images, parity_data, parity_images,
+                          firmware)
     with user_errors():
         report = convert_tflite(opts, echo=(lambda s: None) if quiet else typer.echo)
     typer.echo(f"wrote {opts.out_dir()}")

@@ -29,6 +29,7 @@ class ConvertOptions:
     calibration_images: int = 256
     parity_data: Path | None = None
     parity_images: int = 32
+    firmware: Path | None = None  # also copy the generated C sources into this firmware folder
 
     def out_dir(self) -> Path:
         return self.out or self.checkpoint.with_name(self.checkpoint.stem + "_tflite")
@@ -61,6 +62,8 @@ def _sha256(path: Path) -> str:
 
 def convert_tflite(opts: ConvertOptions, echo: Callable[[str], None] = print) -> dict:
     out = opts.out_dir()
+    if opts.firmware is not None and not opts.firmware.is_dir():
+        raise ConversionError(f"--firmware {opts.firmware}: not a directory")
     if out.exists() and not out.is_dir():
         raise ConversionError(f"{out} exists and is not a directory")
     try:
@@ -75,7 +78,21 @@ def convert_tflite(opts: ConvertOptions, echo: Callable[[str], None] = print) ->
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if opts.firmware is not None:
+        install_firmware_sources(out, opts.firmware)
     return report
+
+
+FIRMWARE_FILES = ("model_data.h", "model_data.cc", "model_settings.h", "model_ops.h", "sample_patch.h",
+                  "sample_patch.cc")
+
+
+def install_firmware_sources(out: Path, firmware: Path) -> None:
+    """Copy the generated sources into a firmware folder, each file atomically."""
+    for name in FIRMWARE_FILES:
+        tmp = firmware / f".{name}.tmp"
+        shutil.copyfile(out / name, tmp)
+        os.replace(tmp, firmware / name)
 
 
 def _publish(staging: Path, out: Path) -> None:
@@ -102,6 +119,7 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
     from .onnx_export import check_onnx, export_onnx
     from .ops_check import check_ops, macs
     from .quantize import apply_ranges, int8_tflite, trace_quantization
+    from .runtimes import LiteRT, pixels_to_int8
     from .tensor_map import map_tensors
     from .tf_export import calibrated_tflite, float_tflite, onnx_to_tf
     from .tflite_graph import Graph
@@ -169,6 +187,11 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
         imgs = _parity_images(opts, data_dir, size)
         figures = parity.measure(model, flt, q, arena, imgs.x, imgs.labels)
         figures["source"] = imgs.source
+        x0 = pixels_to_int8(imgs.x[:1])
+        h, cc = c_sources.sample_patch(x0, LiteRT(q)(x0)[0], None if imgs.labels is None else imgs.labels[0],
+                                       f"first parity image: {imgs.source}")
+        (out / "sample_patch.h").write_text(h)
+        (out / "sample_patch.cc").write_text(cc)
 
     with progress.stage("report"):
         report = {
