@@ -40,7 +40,8 @@ def _dequantized(graph: Graph, idx: int) -> tuple[np.ndarray, np.ndarray]:
     if scale.size > 1:
         shape[t.quantized_dimension] = -1
     s = scale.reshape(shape)
-    return (t.data.astype(np.float64) - zp.reshape(shape)) * s, np.broadcast_to(0.5 * s + 1e-9, t.data.shape)
+    # half a step, plus float32 rounding of the scale (ties land exactly on the half step)
+    return (t.data.astype(np.float64) - zp.reshape(shape)) * s, np.broadcast_to(0.501 * s, t.data.shape)
 
 
 def _weights_match(graph: Graph, op, point: Point) -> bool:

@@ -15,8 +15,12 @@ def onnx_to_tf(onnx_path: Path, workdir: Path):
     quiet_tensorflow()
     import onnx2tf
     import tensorflow as tf
+    import tf_keras
 
     patch_onnx2tf()
+    # Keras numbers layers with process-wide counters that end up in TFLite tensor names:
+    # reset them so a second conversion in the same process writes the same bytes.
+    tf_keras.backend.clear_session()
     cwd = os.getcwd()
     os.chdir(workdir)  # onnx2tf writes helper files next to the working directory
     try:

@@ -10,7 +10,7 @@ import torch
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore", message="indexing with dtype torch.uint8")
 
-SMALL = {"train": 192, "valid": 64, "test": 64}
+SMALL = {"train": 512, "valid": 64, "test": 64}
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +22,7 @@ def demo_dir(tmp_path_factory):
     return d
 
 
-def _train(demo_dir, out, group, width=0.25, epochs=2):
+def _train(demo_dir, out, group, width=0.25, epochs=4):
     from train.fit import FitSettings, fit
 
     fit(FitSettings(str(demo_dir), str(out), group=group, width=width, epochs=epochs, batch_size=32, lr=4e-3,
@@ -38,6 +38,28 @@ def c4_checkpoint(demo_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def plain_checkpoint(demo_dir, tmp_path_factory):
     return _train(demo_dir, tmp_path_factory.mktemp("plain") / "plain.pt", None)
+
+
+def _convert(checkpoint, demo_dir, out, **kw):
+    from convert.pipeline import ConvertOptions, convert_tflite
+    from train.data.pcam import split_paths
+
+    # the report's own parity figures on a few images; tests/test_parity.py checks the whole split
+    opts = ConvertOptions(checkpoint, out, calibration_data=split_paths(demo_dir, "valid")[0], parity_data=demo_dir,
+                          parity_images=8, **kw)
+    convert_tflite(opts, echo=lambda s: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def converted_c4(c4_checkpoint, demo_dir, tmp_path_factory):
+    """`convert tflite` output directory for the small C4 model."""
+    return _convert(c4_checkpoint, demo_dir, tmp_path_factory.mktemp("conv_c4") / "c4_tflite")
+
+
+@pytest.fixture(scope="session")
+def converted_plain(plain_checkpoint, demo_dir, tmp_path_factory):
+    return _convert(plain_checkpoint, demo_dir, tmp_path_factory.mktemp("conv_plain") / "plain_tflite")
 
 
 def calibrate_bn(model, batches: int = 3, batch: int = 8, seed: int = 0):

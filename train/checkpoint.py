@@ -81,10 +81,13 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def _reason(e: Exception) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    # torch's weights_only refusal hides the cause on a later line.
-    why = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0] if lines else type(e).__name__)
-    return why[:200]
+    text = str(e)
+    # torch's weights_only refusal hides the cause after "WeightsUnpickler error:", and its first
+    # line suggests weights_only=False, which is exactly what must not be done with unknown files.
+    if "WeightsUnpickler error:" in text:
+        text = "refused by the weights-only unpickler: " + text.split("WeightsUnpickler error:", 1)[1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " ".join(lines[:2])[:200] if lines else type(e).__name__
 
 
 def load_model(path: str | Path):

@@ -1,0 +1,165 @@
+"""`convert tflite`: the output contract, traceable int8 parameters, determinism and clean failures."""
+from __future__ import annotations
+
+import json
+import re
+import socket
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from calibration.ranges import expected_quantization
+from convert.cli import app
+from convert.errors import ConversionError
+from convert.ops_check import ALLOWED, check_ops
+from convert.pipeline import ConvertOptions, convert_tflite
+from convert.tflite_graph import Graph
+
+EXPECTED_FILES = {"model.onnx", "model_float.tflite", "model_int8.tflite", "model_data.h", "model_data.cc",
+                  "model_settings.h", "model_ops.h", "sample_patch.h", "sample_patch.cc", "report.json", "report.md"}
+
+
+def test_output_files_and_op_contract(converted_c4):
+    assert {p.name for p in converted_c4.iterdir()} == EXPECTED_FILES
+    q = Graph.load(converted_c4 / "model_int8.tflite")
+    f = Graph.load(converted_c4 / "model_float.tflite")
+    assert set(q.histogram()) == {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "MEAN", "FULLY_CONNECTED"}
+    assert set(f.histogram()) <= set(ALLOWED)
+    inp, out = q.input(), q.output()
+    assert (inp.shape, inp.dtype, float(inp.scale[0]), int(inp.zero_point[0])) == ((1, 95, 95, 3), "int8", 1.0, -128)
+    assert out.dtype == "int8" and out.shape == (1, 2)
+    assert (f.input().shape, f.input().dtype) == ((1, 95, 95, 3), "float32")
+    for op in q.ops:  # weights int8 per-channel, biases int32, every activation int8
+        for i in op.inputs + op.outputs:
+            t = q.tensors[i]
+            assert t.dtype == ("int32" if t.is_constant and len(t.shape) == 1 and op.name != "MEAN" else "int8") \
+                or (op.name == "MEAN" and t.is_constant), (op.name, t.name, t.dtype)
+            assert len(t.shape) <= 4
+        if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            assert q.tensors[op.inputs[1]].scale.size > 1  # per-channel weights
+
+
+def test_every_scale_traces_to_the_ranges_table(converted_c4):
+    r = json.loads((converted_c4 / "report.json").read_text())
+    q = Graph.load(converted_c4 / "model_int8.tflite")
+    ranges = r["ranges"]["ranges"]
+    activations = {i for op in q.ops for i in op.inputs + op.outputs if not q.tensors[i].is_constant}
+    traced = {row["tensor"] for row in r["quantization"]}
+    assert traced == activations  # every activation tensor of the int8 file is in the table's mapping
+    for row in r["quantization"]:
+        t = q.tensors[row["tensor"]]
+        scale, zp = expected_quantization(*ranges[row["key"]])
+        assert abs(float(t.scale[0]) - scale) <= 1e-6 * scale and abs(int(t.zero_point[0]) - zp) <= 1
+
+
+def test_c_sources_hold_the_model(converted_c4):
+    model = (converted_c4 / "model_int8.tflite").read_bytes()
+    cc = (converted_c4 / "model_data.cc").read_text()
+    assert "alignas(16) const unsigned char g_model_data[]" in cc
+    data = bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", cc))
+    assert data == model and f"g_model_data_len = {len(model)};" in cc
+    ops = (converted_c4 / "model_ops.h").read_text()
+    registered = re.findall(r"resolver\.(Add\w+)\(\)", ops)
+    assert sorted(registered) == sorted(["AddConv2D", "AddDepthwiseConv2D", "AddAdd", "AddMul", "AddMean",
+                                         "AddFullyConnected"])
+    assert f"MicroMutableOpResolver<kModelOpCount>" in ops and f"kModelOpCount = {len(registered)}" in ops
+    settings = (converted_c4 / "model_settings.h").read_text()
+    assert "kInputZeroPoint = -128" in settings and "kNumRows = 95" in settings
+    assert 'kCategoryLabels[kCategoryCount] = {"normal", "tumour"}' in settings
+
+
+def test_arena_is_measured_with_tflm(converted_c4):
+    from tflite_micro.python.tflite_micro import runtime
+
+    r = json.loads((converted_c4 / "report.json").read_text())
+    used, size = r["arena"]["measured_bytes"], r["arena"]["tensor_arena_size"]
+    assert f"kTensorArenaSize = {size};" in (converted_c4 / "model_settings.h").read_text()
+    assert used < size <= used * 1.25 + 32 * 1024  # a small margin, not a guess
+    model = (converted_c4 / "model_int8.tflite").read_bytes()
+    runtime.Interpreter.from_bytes(model, arena_size=size).invoke()
+    with pytest.raises(RuntimeError):  # the measurement is tight: a little less fails
+        runtime.Interpreter.from_bytes(model, arena_size=used - 4096).invoke()
+
+
+def test_report(converted_c4):
+    r = json.loads((converted_c4 / "report.json").read_text())
+    assert r["files"]["model_int8.tflite"] == (converted_c4 / "model_int8.tflite").stat().st_size
+    assert r["ops"] == Graph.load(converted_c4 / "model_int8.tflite").histogram()
+    assert r["macs"]["total"] > r["macs"]["CONV_2D"] > 0
+    assert r["input"]["scale"] == 1.0 and r["input"]["zero_point"] == -128
+    p = r["parity"]
+    assert p["images"] == 8 and p["rot90_bitexact_rate_tflm"] == 1.0 and p["tflm_vs_litert_max_lsb"] == 0
+    assert p["float_vs_torch_max_abs_logit"] < 1e-4
+    md = (converted_c4 / "report.md").read_text()
+    assert "Activation ranges" in md and "blocks.0.dw" in md
+
+
+def test_same_checkpoint_gives_identical_files(converted_c4, c4_checkpoint, demo_dir, tmp_path):
+    from conftest import _convert
+
+    again = _convert(c4_checkpoint, demo_dir, tmp_path / "again")
+    for name in EXPECTED_FILES:
+        assert (again / name).read_bytes() == (converted_c4 / name).read_bytes(), name
+
+
+def test_no_network_during_conversion(monkeypatch):
+    """onnx2tf's sample-image download is replaced, and the conversion blocks sockets."""
+    import onnx2tf.onnx2tf as o2t
+
+    from convert.offline import NetworkBlocked, no_network, onnx2tf_sample_images, patch_onnx2tf
+
+    patch_onnx2tf()
+    assert o2t.download_test_image_data is onnx2tf_sample_images
+    with no_network(), pytest.raises(NetworkBlocked):
+        socket.create_connection(("192.0.2.1", 80), timeout=1)
+
+
+def _cli(*args):
+    return CliRunner().invoke(app, ["tflite", *map(str, args)])
+
+
+def test_bad_checkpoint_one_line_no_output(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    r = _cli(bad, "--out", tmp_path / "out")
+    assert r.exit_code == 1 and r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+    assert "weights_only" not in r.stderr  # no advice to unpickle an unknown file
+    r = _cli(tmp_path / "missing.pt", "--out", tmp_path / "out")
+    assert r.exit_code == 1 and "no such checkpoint" in r.output
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_unwritable_directory(c4_checkpoint, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    r = _cli(c4_checkpoint, "--out", blocker / "out")
+    assert r.exit_code == 1 and "cannot write" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_failed_stage_leaves_nothing_and_keeps_previous_output(c4_checkpoint, demo_dir, tmp_path, monkeypatch):
+    import convert.arena
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "previous.txt").write_text("keep me")
+
+    def fail(*a, **k):
+        raise ConversionError("TFLM failed to allocate tensors")
+
+    monkeypatch.setattr(convert.arena, "measure_arena", fail)
+    from train.data.pcam import split_paths
+
+    with pytest.raises(ConversionError, match="allocate"):
+        convert_tflite(ConvertOptions(c4_checkpoint, out, calibration_data=split_paths(demo_dir, "valid")[0],
+                                      parity_data=demo_dir, parity_images=2), echo=lambda s: None)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging directory left
+    assert [p.name for p in out.iterdir()] == ["previous.txt"]
+
+
+def test_op_checker_names_unsupported_ops(converted_c4):
+    g = Graph.load(converted_c4 / "model_int8.tflite")
+    check_ops(g, "demo")  # passes
+    g.ops[3].name = "TRANSPOSE"
+    with pytest.raises(ConversionError, match="unsupported op TRANSPOSE"):
+        check_ops(g, "demo")
