@@ -45,5 +45,10 @@ def tflite(
         typer.echo(line)
 
 
+from .edgetpu import register as _register_edgetpu  # noqa: E402
+
+_register_edgetpu(app)
+
+
 def main() -> None:
     app()
