@@ -1,7 +1,9 @@
 """Batch-norm and input-normalisation folding: the first step of data-free quantization.
 
 Each function takes a plain model (`PlainMobileNetV2`) and returns a new one computing the same
-function with fewer ops; the input model is left untouched.
+function with fewer ops; the input model is left untouched. Folding keeps what the batch norm
+knew: the folded conv's output (the pre-activation) is distributed per channel as N(β, γ²), kept
+as the unit's `bn_mean` / `bn_std` buffers for the later data-free steps.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import torch
 from torch import nn
 
 from train.model.plain import ConvBNAct, PlainMobileNetV2
+
+from .symmetry import tie_to_fields
 
 
 def _fold_unit(unit: ConvBNAct) -> None:
@@ -27,6 +31,8 @@ def _fold_unit(unit: ConvBNAct) -> None:
     folded.weight.data.copy_(w)
     folded.bias.data.copy_(b)
     unit.conv, unit.bn = folded.to(conv.weight.dtype), nn.Identity()
+    unit.register_buffer("bn_mean", bn.bias.detach().clone())
+    unit.register_buffer("bn_std", bn.weight.detach().abs().clone())
 
 
 def fold_batchnorm(model: PlainMobileNetV2) -> PlainMobileNetV2:
@@ -58,7 +64,7 @@ def fold_normalization(model: PlainMobileNetV2) -> PlainMobileNetV2:
     new.bias.data.copy_(bias - shift)
     model.stem.conv = new.to(w.dtype)
     model.normalize = nn.Identity()
-    return model
+    return tie_to_fields(model)
 
 
 def fold_all(model: PlainMobileNetV2) -> PlainMobileNetV2:

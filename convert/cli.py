@@ -18,9 +18,19 @@ def _root():
 def tflite(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by `train fit`."),
     out: Path = typer.Option(None, "--out", help="Output directory (default: <checkpoint>_tflite next to it)."),
-    ranges: str = typer.Option("data", help="Where int8 activation ranges come from: data."),
+    ranges: str = typer.Option("bn", help="Where int8 activation ranges come from: bn (batch-norm statistics, "
+                                          "no images), distilled (images distilled from them), data (real images)."),
+    bn_k: float = typer.Option(5.0, "--bn-k", help="bn ranges: mean ± k·std."),
+    equalize: bool = typer.Option(True, "--equalize/--no-equalize", help="Cross-layer equalization."),
+    absorb: bool = typer.Option(True, "--absorb/--no-absorb", help="High-bias absorption."),
+    bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",
+                                         help="Analytic bias correction."),
+    relu6: str = typer.Option("relu", help="relu: ReLU6 → ReLU where equalization rescales (DFQ); "
+                                           "keep: keep ReLU6 and skip equalization and absorption."),
+    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="int8 weight scales."),
+    distill_steps: int = typer.Option(200, "--distill-steps", min=1, help="distilled ranges: optimisation steps."),
     calibration_data: Path = typer.Option(None, "--calibration-data",
-                                          help="PCam-format *_x.h5 (or directory) for --ranges data."),
+                                          help="PCam-format *_x.h5 (or directory, valid split) for --ranges data."),
     calibration_images: int = typer.Option(256, "--calibration-images", min=1),
     parity_data: Path = typer.Option(None, "--parity-data",
                                      help="PCam-format *_x.h5 or directory for the parity figures "
@@ -33,12 +43,15 @@ def tflite(
     """Checkpoint → ONNX → TensorFlow → float and fully-int8 TFLite → C sources for TFLM, with a report."""
     from train.cli.errors import user_errors
 
+    from calibration.dfq import DFQOptions
+
     from .pipeline import ConvertOptions, convert_tflite
     from .report import summary_lines
 
-    opts = ConvertOptions(checkpoint, out, ranges, calibration_data, calibration_images, parity_data, parity_images,
-                          firmware)
     with user_errors():
+        dfq = DFQOptions(relu6, equalize, absorb, bias_correction, per_channel)
+        opts = ConvertOptions(checkpoint, out, ranges, calibration_data, calibration_images, parity_data,
+                              parity_images, firmware, dfq, bn_k, distill_steps=distill_steps)
         report = convert_tflite(opts, echo=(lambda s: None) if quiet else typer.echo)
     typer.echo(f"wrote {opts.out_dir()}")
     for line in summary_lines(report):

@@ -19,9 +19,12 @@ def rotations(x_int8: np.ndarray):
 
 
 def measure(model, float_tflite: bytes, int8_tflite: bytes, arena: int, x: np.ndarray,
-            labels: np.ndarray | None = None) -> dict:
-    """All figures on images x (NCHW raw pixels). `model` is the PyTorch reference."""
+            labels: np.ndarray | None = None, converted=None) -> dict:
+    """All figures on images x (NCHW raw pixels). `model` is the PyTorch reference (the checkpoint's
+    model); `converted` the plain model actually exported (after DFQ), which the float .tflite must
+    reproduce exactly."""
     ref = torch_logits(model, x)
+    conv_ref = ref if converted is None else torch_logits(converted, x)
     flt = LiteRT(float_tflite)(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
     lite = LiteRT(int8_tflite)
     micro = TFLM(int8_tflite, arena)
@@ -35,7 +38,9 @@ def measure(model, float_tflite: bytes, int8_tflite: bytes, arena: int, x: np.nd
     exact = lambda base, rots: np.all([np.all(r == base, axis=1) for r in rots], axis=0)
     out = {
         "images": int(len(x)),
-        "float_vs_torch_max_abs_logit": float(np.abs(flt - ref).max()),
+        "float_vs_torch_max_abs_logit": float(np.abs(flt - conv_ref).max()),
+        "dfq_float_vs_torch_max_abs_logit": float(np.abs(conv_ref - ref).max()),
+        "dfq_float_vs_torch_argmax_agreement": float((conv_ref.argmax(1) == ref.argmax(1)).mean()),
         "int8_vs_torch_argmax_agreement": float((q_lite.argmax(1) == ref.argmax(1)).mean()),
         "int8_vs_torch_max_abs_logit_lsb": float(lsb.max()),
         "int8_vs_torch_mean_abs_logit_lsb": float(lsb.mean()),

@@ -15,8 +15,11 @@ from typing import Callable
 
 import numpy as np
 
+from calibration.dfq import DFQOptions
+
 from .errors import ConversionError
 
+RANGES = ("bn", "distilled", "data")
 SIZE_FILES = ("model.onnx", "model_float.tflite", "model_int8.tflite", "model_data.cc")
 
 
@@ -24,12 +27,16 @@ SIZE_FILES = ("model.onnx", "model_float.tflite", "model_int8.tflite", "model_da
 class ConvertOptions:
     checkpoint: Path
     out: Path | None = None
-    ranges: str = "data"
+    ranges: str = "bn"
     calibration_data: Path | None = None
     calibration_images: int = 256
     parity_data: Path | None = None
     parity_images: int = 32
     firmware: Path | None = None  # also copy the generated C sources into this firmware folder
+    dfq: DFQOptions = DFQOptions()
+    bn_k: float = 5.0  # ranges "bn": mean ± k·std (5 measured best of 3–8, bench/quantization.py)
+    distill_images: int = 16
+    distill_steps: int = 200
 
     def out_dir(self) -> Path:
         return self.out or self.checkpoint.with_name(self.checkpoint.stem + "_tflite")
@@ -62,6 +69,10 @@ def _sha256(path: Path) -> str:
 
 def convert_tflite(opts: ConvertOptions, echo: Callable[[str], None] = print) -> dict:
     out = opts.out_dir()
+    if opts.ranges not in RANGES:
+        raise ConversionError(f"unknown ranges method {opts.ranges!r}: use one of {', '.join(RANGES)}")
+    if opts.ranges == "data" and opts.calibration_data is None:
+        raise ConversionError("--ranges data needs --calibration-data FILE_x.h5 (or a PCam-format directory)")
     if opts.firmware is not None and not opts.firmware.is_dir():
         raise ConversionError(f"--firmware {opts.firmware}: not a directory")
     if out.exists() and not out.is_dir():
@@ -73,7 +84,7 @@ def convert_tflite(opts: ConvertOptions, echo: Callable[[str], None] = print) ->
         raise ConversionError(f"cannot write to {out.parent} ({e.strerror or e})") from None
     try:
         with tempfile.TemporaryDirectory(prefix="e2micro-convert-") as work:
-            report = _run(opts, staging, Path(work), Progress(9, echo))
+            report = _run(opts, staging, Path(work), Progress(10, echo))
         _publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -109,6 +120,7 @@ def _publish(staging: Path, out: Path) -> None:
 def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dict:
     import torch
 
+    from calibration.dfq import apply_dfq
     from calibration.fold import fold_all
     from calibration.points import activation_points
     from train.checkpoint import load_model
@@ -125,15 +137,19 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
     from .tflite_graph import Graph
 
     torch.manual_seed(0)
-    with progress.stage("load checkpoint and export to plain PyTorch"):
+    with progress.stage("load checkpoint, export to plain PyTorch, fold batch norm"):
         model, config, ckpt = load_model(opts.checkpoint)
-        plain = fold_all(model.export())
-        points = activation_points(plain)
+        folded = fold_all(model.export())
         size = config.input_size
         data_dir = images.recorded_data_dir(ckpt)
 
+    with progress.stage("data-free quantization: " + (", ".join(opts.dfq.steps()) or "no steps")):
+        plain, history = apply_dfq(folded, opts.dfq)
+        points = activation_points(plain)
+        dfq_report = {**opts.dfq.to_dict(), "effect": _dfq_effect(model, folded, history, size)}
+
     with progress.stage(f"activation ranges ({opts.ranges})"):
-        table = _ranges(opts, plain, data_dir, size)
+        table = _ranges(opts, plain, size)
 
     with progress.stage("ONNX export, checked with onnxruntime"):
         onnx_path = out / "model.onnx"
@@ -156,7 +172,7 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
     with progress.stage("int8 TFLite from the ranges table"), captured_output() as log:
         mapping = map_tensors(Graph(calibrated), points)
         try:
-            q = int8_tflite(apply_ranges(calibrated, mapping, table))
+            q = int8_tflite(apply_ranges(calibrated, mapping, table), opts.dfq.per_channel)
         except ConversionError:
             raise
         except Exception as e:  # noqa: BLE001
@@ -185,7 +201,7 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
 
     with progress.stage("parity: PyTorch, float TFLite, int8 LiteRT, TFLM, 90° rotations"):
         imgs = _parity_images(opts, data_dir, size)
-        figures = parity.measure(model, flt, q, arena, imgs.x, imgs.labels)
+        figures = parity.measure(model, flt, q, arena, imgs.x, imgs.labels, converted=plain)
         figures["source"] = imgs.source
         x0 = pixels_to_int8(imgs.x[:1])
         h, cc = c_sources.sample_patch(x0, LiteRT(q)(x0)[0], None if imgs.labels is None else imgs.labels[0],
@@ -208,6 +224,7 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
             "output": {"shape": list(outp.shape), "dtype": outp.dtype, "scale": float(outp.scale[0]),
                        "zero_point": int(outp.zero_point[0])},
             "onnx_vs_torch_max_abs_logit": onnx_err,
+            "dfq": dfq_report,
             "ranges": table.to_dict(),
             "quantization": trace,
             "parity": figures,
@@ -218,19 +235,19 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
     return report
 
 
-def _ranges(opts: ConvertOptions, plain, data_dir: Path | None, size: int):
+def _ranges(opts: ConvertOptions, plain, size: int):
+    from calibration.bn_ranges import bn_ranges
+    from calibration.distill import distilled_ranges
     from calibration.ranges import from_data
     from train.data.loader import batches
     from train.data.pcam import open_images
 
-    if opts.ranges != "data":
-        raise ConversionError(f"unknown ranges method {opts.ranges!r}")
-    source = opts.calibration_data or (data_dir if data_dir else None)
-    if source is None:
-        raise ConversionError("ranges measured on images need --calibration-data FILE_x.h5 (or a PCam directory)")
-    split = open_images(source, "valid")
+    if opts.ranges == "bn":
+        return bn_ranges(plain, opts.bn_k)
+    if opts.ranges == "distilled":
+        return distilled_ranges(plain, opts.distill_images, opts.distill_steps)
+    split = open_images(opts.calibration_data, "valid")
     n = min(opts.calibration_images, len(split))
-    import torch
 
     def limited():
         seen = 0
@@ -240,7 +257,24 @@ def _ranges(opts: ConvertOptions, plain, data_dir: Path | None, size: int):
             yield x[: n - seen]
             seen += len(x[: n - seen])
 
-    return from_data(plain, limited(), f"{source} ({n} images)")
+    return from_data(plain, limited(), f"{opts.calibration_data} ({n} images)")
+
+
+def _dfq_effect(model, folded, history, size: int) -> list[dict]:
+    """How far each step moves the float logits, on a few built-in demo patches."""
+    from . import images, parity
+
+    x = images.demo(8, size).x
+    ref = parity.torch_logits(model, x)
+    prev, rows = parity.torch_logits(folded, x), []
+    scale = float(np.abs(ref).max()) or 1.0
+    for step, m in history:
+        cur = parity.torch_logits(m, x)
+        rows.append({"step": step, "max_abs_logit_change": float(np.abs(cur - prev).max()),
+                     "relative_change": float(np.abs(cur - prev).max() / scale),
+                     "vs_checkpoint_max_abs_logit": float(np.abs(cur - ref).max())})
+        prev = cur
+    return rows
 
 
 def _parity_images(opts: ConvertOptions, data_dir: Path | None, size: int):

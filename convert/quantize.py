@@ -45,11 +45,11 @@ def apply_ranges(calibrated: bytes, mapping: dict[str, list[int]], table: Ranges
     return bytes(buf)
 
 
-def int8_tflite(calibrated_with_ranges: bytes) -> bytes:
+def int8_tflite(calibrated_with_ranges: bytes, per_channel: bool = True) -> bytes:
     import tensorflow as tf
     from tensorflow.lite.python.convert import mlir_quantize
 
-    return mlir_quantize(calibrated_with_ranges, disable_per_channel=False, input_data_type=tf.int8,
+    return mlir_quantize(calibrated_with_ranges, disable_per_channel=not per_channel, input_data_type=tf.int8,
                          output_data_type=tf.int8)
 
 

@@ -14,9 +14,11 @@ def summary_lines(r: dict) -> list[str]:
         f"TFLM arena {r['arena']['measured_bytes']:,} bytes measured → kTensorArenaSize {r['arena']['tensor_arena_size']:,}",
         f"ops: " + ", ".join(f"{k}×{v}" for k, v in r["ops"].items()) + f"; {r['macs']['total'] / 1e6:.1f} M MACs",
         f"input int8 scale {r['input']['scale']:g}, zero point {r['input']['zero_point']}; "
-        f"ranges: {r['ranges']['method']}",
+        f"ranges: {r['ranges']['method']}; DFQ: {', '.join(r['dfq']['steps']) or 'none'}"
+        f"{'' if r['dfq']['per_channel'] else ' (per-tensor weights)'}",
         f"parity on {p['images']} images ({p['source']}):",
-        f"  float TFLite vs PyTorch: max |Δlogit| {p['float_vs_torch_max_abs_logit']:.2e}",
+        f"  float TFLite vs the exported PyTorch graph: max |Δlogit| {p['float_vs_torch_max_abs_logit']:.2e}; "
+        f"DFQ moved float logits by up to {p['dfq_float_vs_torch_max_abs_logit']:.3g}",
         f"  int8 vs PyTorch: argmax agreement {p['int8_vs_torch_argmax_agreement']:.1%}, max |Δlogit| "
         f"{p['int8_vs_torch_max_abs_logit_lsb']:.1f} LSB (mean {p['int8_vs_torch_mean_abs_logit_lsb']:.2f})",
         f"  TFLM vs LiteRT reference: identical on {p['tflm_vs_litert_identical_rate']:.0%} "

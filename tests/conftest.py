@@ -42,11 +42,10 @@ def plain_checkpoint(demo_dir, tmp_path_factory):
 
 def _convert(checkpoint, demo_dir, out, **kw):
     from convert.pipeline import ConvertOptions, convert_tflite
-    from train.data.pcam import split_paths
 
-    # the report's own parity figures on a few images; tests/test_parity.py checks the whole split
-    opts = ConvertOptions(checkpoint, out, calibration_data=split_paths(demo_dir, "valid")[0], parity_data=demo_dir,
-                          parity_images=8, **kw)
+    # the default: data-free DFQ and ranges; the report's own parity figures on a few images
+    # (tests/test_parity.py checks the whole split)
+    opts = ConvertOptions(checkpoint, out, parity_data=demo_dir, parity_images=8, **kw)
     convert_tflite(opts, echo=lambda s: None)
     return out
 

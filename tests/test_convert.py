@@ -163,3 +163,41 @@ def test_op_checker_names_unsupported_ops(converted_c4):
     g.ops[3].name = "TRANSPOSE"
     with pytest.raises(ConversionError, match="unsupported op TRANSPOSE"):
         check_ops(g, "demo")
+
+
+def test_default_is_data_free_dfq(converted_c4):
+    r = json.loads((converted_c4 / "report.json").read_text())
+    assert r["ranges"]["method"] == "bn" and "source" not in r["ranges"]["notes"]
+    assert r["dfq"]["steps"] == ["relu6_to_relu", "equalize", "absorb_high_biases", "correct_bias"]
+    assert r["dfq"]["per_channel"] is True
+    assert [e["step"] for e in r["dfq"]["effect"]] == r["dfq"]["steps"]
+
+
+def test_step_flags_and_no_image_reaches_the_ranges(c4_checkpoint, demo_dir, tmp_path, monkeypatch):
+    import calibration.ranges
+
+    def no_images(*a, **k):
+        raise AssertionError("images were used for the ranges")
+
+    monkeypatch.setattr(calibration.ranges, "observe", no_images)
+    out = tmp_path / "flags"
+    r = _cli(c4_checkpoint, "--out", out, "--no-equalize", "--no-absorb", "--per-tensor", "--parity-data", demo_dir,
+             "--parity-images", "2", "--quiet")
+    assert r.exit_code == 0, r.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["dfq"]["steps"] == ["correct_bias"] and rep["dfq"]["per_channel"] is False
+    q = Graph.load(out / "model_int8.tflite")
+    weights = [q.tensors[op.inputs[1]] for op in q.ops if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    assert weights and all(t.scale.size == 1 for t in weights)  # per-tensor
+    # without equalization nothing is rescaled, so every ReLU6 stays
+    assert "RELU" not in {op.fused_activation for op in q.ops} and "RELU6" in {op.fused_activation for op in q.ops}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ranges", "data"], "--calibration-data"),
+    (["--ranges", "magic"], "unknown ranges method"),
+    (["--relu6", "clip"], "relu6 must be one of"),
+])
+def test_bad_options(c4_checkpoint, tmp_path, args, message):
+    r = _cli(c4_checkpoint, "--out", tmp_path / "o", *args)
+    assert r.exit_code == 1 and message in r.stderr and not (tmp_path / "o").exists()

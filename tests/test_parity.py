@@ -18,10 +18,15 @@ from convert.runtimes import TFLM, LiteRT, pixels_to_int8
 from convert.tflite_graph import Graph
 from train.checkpoint import load_model
 
-FLOAT_TOL = 1e-4  # float TFLite vs PyTorch, absolute logits
-MIN_AGREEMENT = 0.90  # int8 vs PyTorch argmax
-MAX_MEAN_LSB = 12.0  # mean |Δlogit| in output LSBs (output range ≈ 200–250 LSB)
-MAX_LSB = 48.0  # worst |Δlogit| in output LSBs
+FLOAT_TOL = 1e-4  # float TFLite vs its PyTorch graph, absolute logits
+# int8 vs the checkpoint's float model. The data-free logit range is a bound (wide), so one output
+# LSB is coarse and near-equal logits can tie: bounds are also stated relative to the spread of the
+# float logits over the images. Measured on the demo models: agreement 0.97/0.91, mean 3.6 %/3.7 %,
+# worst 16 %/11 % of the spread, worst 5.4/1.0 LSB; the perturbed model in the last test: 8 %, 44 %, 15 LSB.
+MIN_AGREEMENT = 0.85
+MAX_MEAN_REL = 0.06
+MAX_REL = 0.25
+MAX_LSB = 12.0
 
 
 def _settings_arena(out: Path) -> int:
@@ -68,23 +73,46 @@ def run(case):
     lite, micro = LiteRT(q_bytes), TFLM(q_bytes, _settings_arena(out))
     xq = pixels_to_int8(x)
     flt = LiteRT((out / "model_float.tflite").read_bytes())(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
-    return {"config": config, "ref": ref, "float": flt, "lite": lite, "lite_q": lite(xq), "micro_q": micro(xq),
+    exported = _exported_graph(model, out)
+    with torch.no_grad():
+        exp_ref = np.concatenate([exported(torch.from_numpy(x[i:i + 16])).numpy() for i in range(0, len(x), 16)])
+    return {"config": config, "ref": ref, "float": flt, "exported": exp_ref, "lite": lite, "lite_q": lite(xq), "micro_q": micro(xq),
             "lite_rot": [lite(r) for r in _rotations(xq)], "micro_rot": [micro(r) for r in _rotations(xq)]}
 
 
+def _exported_graph(model, out: Path):
+    """The plain PyTorch graph the converter exported: folded, then the report's DFQ steps."""
+    import json
+
+    from calibration.dfq import DFQOptions, apply_dfq
+    from calibration.fold import fold_all
+
+    d = json.loads((out / "report.json").read_text())["dfq"]
+    opts = DFQOptions(**{k: v for k, v in d.items() if k in DFQOptions.__dataclass_fields__})
+    return apply_dfq(fold_all(model.export()), opts)[0]
+
+
 def test_float_tflite_matches_pytorch(run):
-    assert np.abs(run["float"] - run["ref"]).max() <= FLOAT_TOL
+    """The float .tflite computes its PyTorch graph (the DFQ-transformed export) to 1e-4."""
+    assert np.abs(run["float"] - run["exported"]).max() <= FLOAT_TOL
 
 
 def int8_failures(ref, q, scale, zp) -> list[str]:
     deq = (q.astype(np.float64) - zp) * scale
     lsb = np.abs(deq - ref) / scale
     agree = (q.argmax(1) == ref.argmax(1)).mean()
+    spread = float(ref.max() - ref.min())
     fails = []
+    print(f"int8 vs PyTorch: agreement {agree:.3f}, mean {lsb.mean():.2f} LSB, max {lsb.max():.1f} LSB, "
+          f"scale {scale:.4g}, max |Δ| {np.abs(deq - ref).max():.3f}, mean |Δ| {np.abs(deq - ref).mean():.3f}, "
+          f"spread {spread:.3f}")
     if agree < MIN_AGREEMENT:
         fails.append(f"argmax agreement {agree:.3f} < {MIN_AGREEMENT}")
-    if lsb.mean() > MAX_MEAN_LSB:
-        fails.append(f"mean |Δlogit| {lsb.mean():.2f} LSB > {MAX_MEAN_LSB}")
+    err = np.abs(deq - ref)
+    if err.mean() > MAX_MEAN_REL * spread:
+        fails.append(f"mean |Δlogit| {err.mean():.3f} > {MAX_MEAN_REL:.0%} of the logit spread {spread:.3f}")
+    if err.max() > MAX_REL * spread:
+        fails.append(f"max |Δlogit| {err.max():.3f} > {MAX_REL:.0%} of the logit spread {spread:.3f}")
     if lsb.max() > MAX_LSB:
         fails.append(f"max |Δlogit| {lsb.max():.1f} LSB > {MAX_LSB}")
     return fails
@@ -144,4 +172,4 @@ def test_checks_catch_a_broken_conversion(converted_c4, c4_checkpoint, demo_dir)
     scale, zp = broken.out["quantization"]
     fails = int8_failures(ref, broken(pixels_to_int8(x)), scale, zp)
     print("broken conversion:", fails)
-    assert fails != []
+    assert len(fails) >= 2  # more than one of the bounds catches it

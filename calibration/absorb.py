@@ -1,0 +1,39 @@
+"""High-bias absorption (Nagel et al. 2019, §4.2), shift shared per field.
+
+A ReLU unit whose pre-activation is N(β, γ²) per channel almost never sees values below
+c = max(0, β − kγ): subtracting c before the ReLU and adding W·c to the next layer's bias leaves
+the function unchanged wherever x ≥ c, and shrinks the activation range by c. Only into layers
+that see every input position (1×1 convs, unpadded convs): a padded border would not carry c.
+β and γ are shared per field (FieldBatchNorm), and equalization scales per field, so c is too.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from train.model.plain import PlainMobileNetV2
+
+from .equalize import _is_depthwise, chains
+from .symmetry import tie_to_fields
+
+
+def _unpadded(conv: nn.Conv2d) -> bool:
+    return conv.kernel_size in (1, (1, 1)) or conv.padding in (0, (0, 0))
+
+
+def absorb_high_biases(model: PlainMobileNetV2, k: float = 3.0) -> PlainMobileNetV2:
+    model = copy.deepcopy(model)
+    for chain in chains(model):
+        for a, b in zip(chain, chain[1:]):
+            if not isinstance(a.act, nn.ReLU) or not _unpadded(b.conv):
+                continue  # ReLU6 is not shift-invariant above 6; padded borders would not carry c
+            c = (a.bn_mean - k * a.bn_std).clamp_min(0).to(a.conv.bias.dtype)
+            with torch.no_grad():
+                a.conv.bias.sub_(c)
+                a.bn_mean.sub_(c)
+                w = b.conv.weight
+                shift = w.sum(dim=(1, 2, 3)) * c if _is_depthwise(b.conv) else w.sum(dim=(2, 3)) @ c
+                b.conv.bias.add_(shift)
+    return tie_to_fields(model)

@@ -1,0 +1,51 @@
+"""Data-free quantization, step by step, on the folded plain model.
+
+fold (done before) → ReLU6→ReLU where rescaled → cross-layer equalization → high-bias absorption →
+analytic bias correction. Each step is a small function returning a new model; `apply_dfq` runs
+the enabled ones in that order and records what each did.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .absorb import absorb_high_biases
+from .bias_correction import correct_bias
+from .equalize import equalize, relu6_to_relu
+
+RELU6_MODES = ("relu", "keep")
+
+
+@dataclass(frozen=True)
+class DFQOptions:
+    relu6: str = "relu"  # relu: ReLU6 → ReLU where equalization rescales (DFQ/AIMET); keep: no rescaling
+    equalize: bool = True
+    absorb: bool = True
+    bias_correction: bool = True
+    per_channel: bool = True  # int8 weights per output channel (else per tensor)
+    absorb_k: float = 3.0
+
+    def __post_init__(self):
+        if self.relu6 not in RELU6_MODES:
+            raise ValueError(f"relu6 must be one of {RELU6_MODES}, got {self.relu6!r}")
+
+    def steps(self) -> list[str]:
+        rescale = self.relu6 == "relu"
+        return ([s for s, on in (("relu6_to_relu", rescale and (self.equalize or self.absorb)),
+                                 ("equalize", rescale and self.equalize),
+                                 ("absorb_high_biases", rescale and self.absorb)) if on]
+                + (["correct_bias"] if self.bias_correction else []))
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "steps": self.steps()}
+
+
+def apply_dfq(model, opts: DFQOptions):
+    """(transformed model, [(step name, model after the step)]) for the enabled steps."""
+    fns = {"relu6_to_relu": relu6_to_relu, "equalize": equalize,
+           "absorb_high_biases": lambda m: absorb_high_biases(m, opts.absorb_k),
+           "correct_bias": lambda m: correct_bias(m, opts.per_channel)}
+    history = []
+    for step in opts.steps():
+        model = fns[step](model)
+        history.append((step, model))
+    return model, history

@@ -1,0 +1,54 @@
+"""Distilled calibration images (ZeroQ, Cai et al. 2020): the second data-free ranges mode.
+
+Images are optimised so that every unit's pre-activation has, over the batch and the grid, the
+per-channel mean and std its batch norm recorded (β, |γ|). Ranges are then measured on them like
+on real images. Pixels are parametrised as 255·sigmoid(z), so they stay valid 0..255 values.
+"""
+from __future__ import annotations
+
+import torch
+
+from .points import activation_points
+from .ranges import RangesTable, observe
+
+
+def distill_images(model, count: int = 16, steps: int = 200, lr: float = 0.1, seed: int = 0) -> torch.Tensor:
+    model = model.eval()
+    units = [p.module for p in activation_points(model) if p.onnx_ops and p.onnx_ops[0] == "Conv"]
+    captured = {}
+    hooks = [u.conv.register_forward_hook(lambda m, a, o, u=u: captured.__setitem__(u, o)) for u in units]
+    g = torch.Generator().manual_seed(seed)
+    s = model.config.input_size
+    mean = torch.tensor(model.config.mean).view(1, 3, 1, 1) / 255
+    z = (torch.log(mean / (1 - mean)) + torch.randn(count, 3, s, s, generator=g)).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        for _ in range(steps):
+            captured.clear()
+            model(255 * torch.sigmoid(z))
+            loss = 0.0
+            for u in units:
+                o = captured[u]
+                m, sd = o.mean(dim=(0, 2, 3)), o.std(dim=(0, 2, 3))
+                ref_m, ref_s = u.bn_mean.to(o.dtype), u.bn_std.to(o.dtype)
+                scale = ref_s.mean().clamp_min(1e-3)  # layers weigh alike whatever their scale
+                loss = loss + (((m - ref_m) / scale) ** 2).mean() + (((sd - ref_s) / scale) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        for h in hooks:
+            h.remove()
+        for p in model.parameters():
+            p.requires_grad_(True)
+    return (255 * torch.sigmoid(z)).detach()
+
+
+def distilled_ranges(model, count: int = 16, steps: int = 200, seed: int = 0) -> RangesTable:
+    images = distill_images(model, count, steps, seed=seed)
+    ranges, n = observe(model, [images[i:i + 8] for i in range(0, count, 8)])
+    return RangesTable("distilled", ranges, {"images": n, "steps": steps, "seed": seed,
+                                             "rule": "global min/max over images distilled to match batch-norm "
+                                                     "statistics (ZeroQ)"})

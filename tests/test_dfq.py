@@ -1,0 +1,213 @@
+"""Data-free quantization steps: each changes parameters, does what it says, and keeps the float
+function (bias correction excepted) and equivariance."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from calibration.absorb import absorb_high_biases
+from calibration.bias_correction import correct_bias, quantization_error
+from calibration.bn_ranges import bn_ranges
+from calibration.equalize import chains, equalize, in_ranges, out_ranges, relu6_to_relu
+from calibration.fold import fold_all
+from calibration.points import activation_points
+from conftest import calibrate_bn
+from train.checkpoint import load_model
+from train.model import build_model
+
+SAME = 1e-4  # relative change of the logits allowed for function-preserving steps
+
+
+@pytest.fixture(scope="module")
+def images(demo_dir):
+    from train.data.loader import batches
+    from train.data.pcam import PCamSplit
+
+    return next(batches(PCamSplit(demo_dir, "test"), 32, 95))[0]
+
+
+@pytest.fixture(scope="module")
+def folded(c4_checkpoint):
+    model, _, _ = load_model(c4_checkpoint)
+    return model, fold_all(model.export())
+
+
+def _logits(m, x):
+    with torch.no_grad():
+        return m(x)
+
+
+def _rel(a, b):
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def _rot90_exact(m):
+    """Logits of the float64 model are invariant to 90° rotations (float rounding only)."""
+    m = m.double() if hasattr(m, "double") else m
+    import copy
+
+    m = copy.deepcopy(m).double()
+    x = torch.rand(2, 3, 95, 95, dtype=torch.float64) * 255
+    ref = _logits(m, x)
+    return max(_rel(_logits(m, torch.rot90(x, k, dims=(2, 3))), ref) for k in (1, 2, 3))
+
+
+def test_fold(folded, images):
+    model, f = folded
+    assert not any(isinstance(u.bn, torch.nn.BatchNorm2d) for u in f.conv_units())
+    assert isinstance(f.normalize, torch.nn.Identity) and all(hasattr(u, "bn_mean") for u in f.conv_units())
+    assert _rel(_logits(f, images), _logits(model, images)) < SAME
+    assert _rot90_exact(f) < 1e-10
+
+
+def test_relu6_to_relu_only_where_rescaled(folded):
+    _, f = folded
+    r = relu6_to_relu(f)
+    rescaled = {id(u) for c in chains(r) for u in c[:-1]}
+    for u in r.conv_units():
+        expected = torch.nn.ReLU if id(u) in rescaled else type(f.conv_units()[0].act)
+        if id(u) in rescaled:
+            assert isinstance(u.act, torch.nn.ReLU)
+    assert isinstance(r.head_conv.act, torch.nn.ReLU6)  # the head keeps its clip
+
+
+def test_equalization(folded, images):
+    _, f = folded
+    r = relu6_to_relu(f)
+    e = equalize(r)
+    field = e.field_size
+    changed = False
+    for chain_r, chain_e in zip(chains(r), chains(e)):
+        for (a0, b0), (a, b) in zip(zip(chain_r, chain_r[1:]), zip(chain_e, chain_e[1:])):
+            changed |= not torch.allclose(a0.conv.weight, a.conv.weight)
+            ra = out_ranges(a.conv).view(-1, field).amax(1)
+            rb = in_ranges(b.conv).view(-1, field).amax(1)
+            assert torch.allclose(ra, rb, rtol=1e-3)  # ranges equalised, per field
+            # one scale per field: the weight ratios are constant over each field's channels
+            ratio = (a.conv.bias / a0.conv.bias.where(a0.conv.bias.abs() > 1e-6, torch.ones(1))).view(-1, field)
+            ok = a0.conv.bias.abs().view(-1, field) > 1e-6
+            assert torch.allclose(ratio[ok.all(1)], ratio[ok.all(1)][:, :1].expand(-1, field), rtol=1e-4)
+    assert changed
+    assert _rel(_logits(e, images), _logits(r, images)) < SAME
+    assert _rot90_exact(e) < 1e-10
+
+
+def _bound_statistics_from_below(m, x, k):
+    """Set each unit's (β, γ) so that β − kγ is exactly the lowest pre-activation seen on x."""
+    seen = {}
+    hooks = [u.conv.register_forward_hook(lambda mod, i, o, u=u: seen.__setitem__(u, o)) for u in m.conv_units()]
+    _logits(m, x)
+    for h in hooks:
+        h.remove()
+    with torch.no_grad():
+        for u, o in seen.items():
+            mean, low = o.mean(dim=(0, 2, 3)), o.amin(dim=(0, 2, 3))
+            mean, low = (t.view(-1, m.field_size).mean(1).repeat_interleave(m.field_size) for t in (mean, low))
+            low = torch.minimum(low, o.amin(dim=(0, 2, 3)).view(-1, m.field_size).amin(1)
+                                .repeat_interleave(m.field_size))  # the field's lowest
+            u.bn_mean.copy_(mean)
+            u.bn_std.copy_(((mean - low) / k).clamp_min(1e-6))
+
+
+def test_high_bias_absorption(c4_checkpoint, images):
+    """Absorption is exact wherever pre-activations stay above c = β − kγ. The DFQ paper's Gaussian
+    assumption (k = 3) is only approximately true of real activations (the report measures the
+    effect); here the statistics bound the pre-activations on these images from below, and half the
+    fields get a batch-norm shift that makes c positive, so the bookkeeping itself is tested."""
+    model, _, _ = load_model(c4_checkpoint)
+    plain = model.export()
+    for u in plain.conv_units():
+        pick = (torch.arange(u.bn.bias.numel()) // plain.field_size) % 2 == 0
+        with torch.no_grad():
+            u.bn.bias[pick] += 8 * u.bn.weight[pick].abs()  # moves the real pre-activations up too
+    m = relu6_to_relu(fold_all(plain))
+    _bound_statistics_from_below(m, images, k=3.0)
+    a = absorb_high_biases(m, k=3.0)
+    shifted = [(u0, u) for u0, u in zip(m.conv_units(), a.conv_units()) if not torch.equal(u0.conv.bias, u.conv.bias)]
+    assert shifted  # biases moved
+    assert any(float((u.bn_mean - u0.bn_mean).min()) < -0.5 for u0, u in shifted)  # activation ranges shrank
+    assert _rel(_logits(a, images), _logits(m, images)) < SAME
+    assert _rot90_exact(a) < 1e-10
+    hi = lambda t: max(h for _, h in t.ranges.values())
+    assert hi(bn_ranges(a)) <= hi(bn_ranges(m))
+
+
+def test_bias_correction_cancels_the_expected_weight_error(demo_dir):
+    """Batch-norm statistics measured on the very images used: each layer, fed its float input,
+    shifts its mean output by ε·E[x] when its weights are rounded to int8; with the corrected bias
+    that shift is mostly gone (E[x] comes from a Gaussian model of the statistics, not the data)."""
+    from train.data.loader import batches
+    from train.data.pcam import PCamSplit
+
+    torch.manual_seed(0)
+    model = build_model("C4", 0.25)
+    x = next(batches(PCamSplit(demo_dir, "train"), 64, 95))[0]
+    model.train()
+    for mod in model.modules():
+        if hasattr(mod, "momentum"):
+            mod.momentum = None
+    with torch.no_grad():
+        model(x)
+    f = fold_all(model.eval().export())
+    c = correct_bias(f)
+    inputs = {}
+    hooks = [u.conv.register_forward_pre_hook(lambda mod, a, u=u: inputs.__setitem__(u, a[0]))
+             for u in f.conv_units()]
+    _logits(f, x)
+    for h in hooks:
+        h.remove()
+
+    def shift(unit_f, bias):
+        conv = unit_f.conv
+        w_q = conv.weight + quantization_error(conv.weight).to(conv.weight.dtype)
+        with torch.no_grad():
+            y_f = conv(inputs[unit_f])
+            y_q = torch.nn.functional.conv2d(inputs[unit_f], w_q, bias, conv.stride, conv.padding, 1, conv.groups)
+        return float((y_q - y_f).mean(dim=(0, 2, 3)).abs().mean())
+
+    pairs = list(zip(f.conv_units()[1:], c.conv_units()[1:]))  # the stem is not corrected
+    assert any(not torch.equal(uf.conv.bias, uc.conv.bias) for uf, uc in pairs)
+    before = sum(shift(uf, uf.conv.bias) for uf, _ in pairs)
+    after = sum(shift(uf, uc.conv.bias) for uf, uc in pairs)
+    assert after < 0.5 * before, (before, after)
+    assert _rot90_exact(c) < 1e-10
+
+
+def test_bn_ranges_follow_the_rule(folded):
+    _, f = folded
+    k = 3.0
+    t = bn_ranges(f, k)
+    assert t.method == "bn" and t.ranges["image"] == (0.0, 255.0)
+    u = f.blocks[2].project  # linear: no clip
+    lo = float((u.bn_mean - k * u.bn_std).min())
+    hi = float((u.bn_mean + k * u.bn_std).max())
+    assert t.ranges["blocks.2.project"] == pytest.approx((min(lo, 0), max(hi, 0)))
+    u = f.blocks[2].dw  # ReLU6: clipped to [0, 6]
+    assert t.ranges["blocks.2.dw"][0] == 0 and t.ranges["blocks.2.dw"][1] <= 6
+    assert set(t.ranges) == {p.key for p in activation_points(f)}
+    wider = bn_ranges(f, 6.0)
+    assert wider.ranges["blocks.2.project"][1] > t.ranges["blocks.2.project"][1]
+
+
+def test_distilled_images_match_batch_norm_statistics(folded):
+    from calibration.distill import distill_images, distilled_ranges
+
+    _, f = folded
+    few = distill_images(f, count=4, steps=1)
+    more = distill_images(f, count=4, steps=30)
+    assert few.min() >= 0 and more.max() <= 255
+
+    def mismatch(x):
+        outs = {}
+        hooks = [u.conv.register_forward_hook(lambda m, i, o, u=u: outs.__setitem__(u, o)) for u in f.conv_units()]
+        with torch.no_grad():
+            f(x)
+        for h in hooks:
+            h.remove()
+        return sum(float((((o.mean(dim=(0, 2, 3)) - u.bn_mean) / u.bn_std.mean()) ** 2).mean()
+                         + (((o.std(dim=(0, 2, 3)) - u.bn_std) / u.bn_std.mean()) ** 2).mean())
+                   for u, o in outs.items())
+
+    assert mismatch(more) < 0.75 * mismatch(few)  # 30 Adam steps on 4 images: −40 % measured
+    t = distilled_ranges(f, count=4, steps=5)
+    assert t.method == "distilled" and set(t.ranges) == {p.key for p in activation_points(f)}
