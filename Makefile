@@ -34,8 +34,7 @@ demo: setup
 	$(BIN)/train fit --data $(DEMO)/data --out $(DEMO)/c12.pt --group C12 --width 0.35 \
 		--epochs 3 --batch-size 32 --lr 4e-3 --no-progress
 	$(BIN)/train eval $(DEMO)/c12.pt --data $(DEMO)/data --split test
-	$(BIN)/convert tflite $(DEMO)/c12.pt --out $(DEMO)/c12_tflite --firmware firmware/cortex-m \
-		--calibration-data $(DEMO)/data/camelyonpatch_level_2_split_valid_x.h5
+	$(BIN)/convert tflite $(DEMO)/c12.pt --out $(DEMO)/c12_tflite --firmware firmware/cortex-m
 
 test: setup
 	$(BIN)/pytest -q

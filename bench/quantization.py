@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/quantization.py [--data DIR] [--split test] [--checkpoints EQ.pt CONV.pt]
 
-Without --checkpoints it trains the demo's C12 model and its conventional twin (width 0.35) on the
-demo data (cached under build/bench/quantization/). Every int8 row is a full `convert tflite` run;
+Without --checkpoints it trains the demo's C12 model, the same with ReLU instead of ReLU6, and the
+conventional twin (width 0.35) on the demo data (cached under build/bench/quantization/). Every
+int8 row is a full `convert tflite` run;
 int8 outputs come from LiteRT's default kernels on the whole split. Writes
 bench/results/quantization.md and bench/results/quantization_dw_ranges.png.
 """
@@ -28,18 +29,20 @@ def configs(k: float):
     from calibration.dfq import DFQOptions
 
     none = DFQOptions(equalize=False, absorb=False, bias_correction=False)
-    full = DFQOptions()
+    default = DFQOptions()
+    paper = DFQOptions(relu6="relu")
     return [
-        ("int8, BN ranges, no DFQ", none, "bn"),
-        ("+ equalization (ReLU6→ReLU)", replace(none, equalize=True), "bn"),
-        ("+ bias absorption", replace(none, equalize=True, absorb=True), "bn"),
-        ("+ bias correction (default)", full, "bn"),
-        ("ReLU6 kept: bias correction only", DFQOptions(relu6="keep"), "bn"),
-        ("full DFQ, distilled ranges", full, "distilled"),
-        ("full DFQ, ranges from real images", full, "data"),
-        ("no DFQ, ranges from real images", none, "data"),
-        ("per-tensor weights, no DFQ", replace(none, per_channel=False), "bn"),
-        ("per-tensor weights, full DFQ", replace(full, per_channel=False), "bn"),
+        ("int8, BN ranges, no DFQ step", none, "bn"),
+        ("+ bias correction (default: ReLU6 kept)", default, "bn"),
+        ("ReLU6→ReLU + equalization", replace(none, relu6="relu", equalize=True), "bn"),
+        ("ReLU6→ReLU + equalization + absorption", replace(none, relu6="relu", equalize=True, absorb=True), "bn"),
+        ("ReLU6→ReLU + all steps (DFQ paper)", paper, "bn"),
+        ("default DFQ, distilled ranges", default, "distilled"),
+        ("default DFQ, ranges from real images", default, "data"),
+        ("no DFQ step, ranges from real images", none, "data"),
+        ("per-tensor weights, no DFQ step", replace(none, per_channel=False), "bn"),
+        ("per-tensor weights, default DFQ", replace(default, per_channel=False), "bn"),
+        ("per-tensor weights, DFQ paper", replace(paper, per_channel=False), "bn"),
     ]
 
 
@@ -61,11 +64,11 @@ def ensure_models(data: Path, given: list[Path] | None) -> list[Path]:
     from train.fit import FitSettings, fit
 
     out = []
-    for group in ("C12", "none"):
-        ckpt = WORK / "models" / f"{group}.pt"
+    for name, group, act in (("C12", "C12", "relu6"), ("C12-relu", "C12", "relu"), ("none", "none", "relu6")):
+        ckpt = WORK / "models" / f"{name}.pt"
         if not ckpt.is_file():
             fit(FitSettings(str(data), str(ckpt), group=group, width=0.35, epochs=3, batch_size=32, lr=4e-3,
-                            progress=False))
+                            activation=act, progress=False))
         out.append(ckpt)
     return out
 
@@ -133,7 +136,7 @@ def main():
         model, config, _ = load_model(ckpt)
         imgs = from_path(data, a.split, a.limit, config.input_size)
         ref = torch_logits(model, imgs.x)
-        name = config.group or "conventional"
+        name = (config.group or "conventional") + ("" if config.activation == "relu6" else f" ({config.activation})")
         rows.append([name, "float (PyTorch)", float((ref.argmax(1) == imgs.labels).mean()), 1.0, 0.0, 0.0, 0.0, "—"])
         k = a.k if a.k is not None else ConvertOptions(ckpt).bn_k
         for label, dfq, ranges in configs(k):
@@ -144,14 +147,15 @@ def main():
             res = evaluate_int8((out / "model_int8.tflite").read_bytes(), imgs.x, ref, imgs.labels)
             rows.append([name, label, *res])
             print(rows[-1], flush=True)
-        if config.group is not None:
+        if config.group is not None and config.activation == "relu6":
             plot_ranges(ckpt, RESULTS / "quantization_dw_ranges.png")
     body = table(["model", "configuration", "accuracy", "top-1 agreement with float", "mean |Δlogit|",
                   "mean |Δlogit| (LSB)", "max |Δlogit| (LSB)", "rot90 bit-exact rate"], rows)
     body += (f"\n\n{len(imgs.x)} images of {data} ({a.split}). Ranges `bn`: batch-norm statistics, "
              f"mean ± {k}·std. |Δlogit| against the float checkpoint; LSB = that row's int8 output scale (the "
              "data-free logit range is a bound, so its LSB is coarser than a measured one: compare the absolute "
-             "column across rows). int8 via LiteRT default kernels."
+             "column across rows). int8 via LiteRT default kernels. C12 (relu) was trained with ReLU: nothing to "
+             "replace, so equalization and absorption run exactly by default and its 'DFQ paper' row is its default."
              "\n\n![depthwise ranges](quantization_dw_ranges.png)\n")
     write("quantization", "Data-free quantization, step by step", body,
           "python bench/quantization.py " + " ".join(sys.argv[1:]))

@@ -15,7 +15,7 @@ from torch import nn
 
 from train.model.plain import PlainMobileNetV2
 
-from .equalize import _is_depthwise, chains
+from .equalize import _is_depthwise, scalable_pairs
 from .symmetry import tie_to_fields
 
 
@@ -25,10 +25,10 @@ def _unpadded(conv: nn.Conv2d) -> bool:
 
 def absorb_high_biases(model: PlainMobileNetV2, k: float = 3.0) -> PlainMobileNetV2:
     model = copy.deepcopy(model)
-    for chain in chains(model):
-        for a, b in zip(chain, chain[1:]):
+    for pairs in scalable_pairs(model):
+        for a, b in pairs:
             if not isinstance(a.act, nn.ReLU) or not _unpadded(b.conv):
-                continue  # ReLU6 is not shift-invariant above 6; padded borders would not carry c
+                continue  # only after a ReLU; a padded border would not carry c
             c = (a.bn_mean - k * a.bn_std).clamp_min(0).to(a.conv.bias.dtype)
             with torch.no_grad():
                 a.conv.bias.sub_(c)

@@ -12,12 +12,15 @@ from .absorb import absorb_high_biases
 from .bias_correction import correct_bias
 from .equalize import equalize, relu6_to_relu
 
-RELU6_MODES = ("relu", "keep")
+RELU6_MODES = ("keep", "relu")
 
 
 @dataclass(frozen=True)
 class DFQOptions:
-    relu6: str = "relu"  # relu: ReLU6 → ReLU where equalization rescales (DFQ/AIMET); keep: no rescaling
+    # keep: ReLU6 stays, so equalization/absorption skip the pairs it ends (the function is kept);
+    # relu: ReLU6 → ReLU where they would rescale (DFQ paper, AIMET). bench/quantization.py measured
+    # keep closer to the float model (top-1 agreement 99.6 % vs 99.0 %, accuracy −0.0 vs −0.6 pt).
+    relu6: str = "keep"
     equalize: bool = True
     absorb: bool = True
     bias_correction: bool = True
@@ -29,11 +32,9 @@ class DFQOptions:
             raise ValueError(f"relu6 must be one of {RELU6_MODES}, got {self.relu6!r}")
 
     def steps(self) -> list[str]:
-        rescale = self.relu6 == "relu"
-        return ([s for s, on in (("relu6_to_relu", rescale and (self.equalize or self.absorb)),
-                                 ("equalize", rescale and self.equalize),
-                                 ("absorb_high_biases", rescale and self.absorb)) if on]
-                + (["correct_bias"] if self.bias_correction else []))
+        return [s for s, on in (("relu6_to_relu", self.relu6 == "relu" and (self.equalize or self.absorb)),
+                                ("equalize", self.equalize), ("absorb_high_biases", self.absorb),
+                                ("correct_bias", self.bias_correction)) if on]
 
     def to_dict(self) -> dict:
         return {**asdict(self), "steps": self.steps()}

@@ -6,9 +6,10 @@ B's input channel c by s_c leaves the function unchanged when act is positively 
 regular field (the max range over the field's |G| channels) keeps every layer equivariant: a group
 element only permutes a field's channels, and a uniform factor commutes with that.
 
-ReLU6 is not homogeneous (clip at 6 becomes clip at 6/s). As in the DFQ paper and AIMET, the
-layers that get rescaled have their ReLU6 replaced by ReLU first (`relu6_to_relu`, a deliberate,
-measured change of the float function); the int8 range then clips those activations instead.
+ReLU6 is not homogeneous (clip at 6 becomes clip at 6/s), so pairs whose first layer ends in
+ReLU6 are left alone, unless `relu6_to_relu` first replaces it, as the DFQ paper and AIMET do
+(a deliberate change of the float function, measured in the report; the int8 range then clips
+those activations instead). Models trained with ReLU (`train fit --activation relu`) need neither.
 """
 from __future__ import annotations
 
@@ -78,16 +79,23 @@ def _scale_pair(a: ConvBNAct, b: ConvBNAct, field: int) -> torch.Tensor:
     return s
 
 
+def homogeneous(unit: ConvBNAct) -> bool:
+    """act(x/s) = act(x)/s for s > 0: ReLU and identity, not ReLU6."""
+    return isinstance(unit.act, (nn.ReLU, nn.Identity))
+
+
+def scalable_pairs(model: PlainMobileNetV2) -> list[list[tuple[ConvBNAct, ConvBNAct]]]:
+    """Per chain, the consecutive pairs whose first unit's activation commutes with scaling."""
+    return [[(a, b) for a, b in zip(c, c[1:]) if homogeneous(a)] for c in chains(model)]
+
+
 def equalize(model: PlainMobileNetV2, max_iterations: int = 100, tol: float = 1e-6) -> PlainMobileNetV2:
-    """Equalize every chain, alternating over its pairs until the scales stop changing."""
+    """Equalize every scalable pair, alternating over a chain's pairs until the scales stop changing."""
     model = copy.deepcopy(model)
     field = model.field_size
-    for chain in chains(model):
-        for unit in chain[:-1]:
-            if not isinstance(unit.act, (nn.ReLU, nn.Identity)):
-                raise ValueError("equalization needs ReLU (not ReLU6) between the layers: apply relu6_to_relu first")
-        for _ in range(max_iterations):
-            worst = max(float((_scale_pair(a, b, field) - 1).abs().max()) for a, b in zip(chain, chain[1:]))
+    for pairs in scalable_pairs(model):
+        for _ in range(max_iterations if pairs else 0):
+            worst = max(float((_scale_pair(a, b, field) - 1).abs().max()) for a, b in pairs)
             if worst < tol:
                 break
     return model

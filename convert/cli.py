@@ -25,8 +25,8 @@ def tflite(
     absorb: bool = typer.Option(True, "--absorb/--no-absorb", help="High-bias absorption."),
     bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",
                                          help="Analytic bias correction."),
-    relu6: str = typer.Option("relu", help="relu: ReLU6 → ReLU where equalization rescales (DFQ); "
-                                           "keep: keep ReLU6 and skip equalization and absorption."),
+    relu6: str = typer.Option("keep", help="keep: ReLU6 stays and equalization/absorption skip the layers it "
+                                           "ends; relu: replace it by ReLU there (DFQ paper; changes the function)."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="int8 weight scales."),
     distill_steps: int = typer.Option(200, "--distill-steps", min=1, help="distilled ranges: optimisation steps."),
     calibration_data: Path = typer.Option(None, "--calibration-data",

@@ -160,11 +160,11 @@ def table_lines(verdict: Verdict) -> list[str]:
 # The command
 
 
-def edgetpu_command(target: Path, out: Path | None = None, *, calibration_data: Path | None = None,
-                    firmware: Path | None = None, echo: Callable[[str], None] = print) -> dict:
+def edgetpu_command(target: Path, out: Path | None = None, *, firmware: Path | None = None,
+                    echo: Callable[[str], None] = print) -> dict:
     """Check (and, with edgetpu_compiler on PATH, compile) a checkpoint's int8 model or a .tflite.
 
-    A checkpoint is converted with `convert tflite` into <stem>_tflite/ (or --out), unless that folder
+    A checkpoint is converted with `convert tflite`'s defaults into <stem>_tflite/ (or --out), unless that folder
     already holds a conversion of this very checkpoint (same sha256 in its report.json). The verdict
     goes into the folder's report.json under "edgetpu" (and a section of report.md); the command
     raises ConversionError (exit 1 in the CLI) when any op does not map or the compiler fails."""
@@ -173,7 +173,7 @@ def edgetpu_command(target: Path, out: Path | None = None, *, calibration_data: 
     target = Path(target)
     if firmware is not None and not Path(firmware).is_dir():
         raise ConversionError(f"--firmware {firmware}: not a directory")
-    model, out_dir = _model_for(target, out, calibration_data, echo)
+    model, out_dir = _model_for(target, out, echo)
     try:
         graph = Graph.load(model)
     except Exception as e:  # noqa: BLE001 — the flatbuffer reader raises anything on a bad file
@@ -206,7 +206,7 @@ def edgetpu_command(target: Path, out: Path | None = None, *, calibration_data: 
     return entry
 
 
-def _model_for(target: Path, out: Path | None, calibration_data: Path | None, echo) -> tuple[Path, Path]:
+def _model_for(target: Path, out: Path | None, echo) -> tuple[Path, Path]:
     if not target.exists():
         raise ConversionError(f"{target}: no such file")
     if target.suffix == ".tflite":
@@ -215,7 +215,7 @@ def _model_for(target: Path, out: Path | None, calibration_data: Path | None, ec
         return target, out_dir
     from .pipeline import ConvertOptions, convert_tflite
 
-    opts = ConvertOptions(target, out, calibration_data=calibration_data)
+    opts = ConvertOptions(target, out)
     out_dir = opts.out_dir()
     model = out_dir / "model_int8.tflite"
     if model.is_file() and _converted_from(out_dir) == hashlib.sha256(target.read_bytes()).hexdigest():
@@ -344,8 +344,6 @@ def register(app) -> None:
                                                 "from <checkpoint>_tflite/) or an int8 .tflite."),
         out: Path = typer.Option(None, "--out", help="Conversion folder (default: <checkpoint>_tflite, or the "
                                                      ".tflite's folder)."),
-        calibration_data: Path = typer.Option(None, "--calibration-data",
-                                              help="PCam-format *_x.h5 for the conversion, if one is needed."),
         firmware: Path = typer.Option(None, "--firmware", help="Also copy model_edgetpu_data.{h,cc} here "
                                                                "(e.g. firmware/coral/dev_board_micro)."),
     ):
@@ -354,4 +352,4 @@ def register(app) -> None:
         from train.cli.errors import user_errors
 
         with user_errors():
-            edgetpu_command(target, out, calibration_data=calibration_data, firmware=firmware, echo=typer.echo)
+            edgetpu_command(target, out, firmware=firmware, echo=typer.echo)

@@ -67,7 +67,9 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def convert_tflite(opts: ConvertOptions, echo: Callable[[str], None] = print) -> dict:
+def convert_tflite(opts: ConvertOptions, echo: Callable[[str], None] = print, timings: dict | None = None) -> dict:
+    """Run every stage; returns the report. `timings`, if given, receives seconds per stage (kept
+    out of the report so that the same checkpoint gives byte-identical files)."""
     out = opts.out_dir()
     if opts.ranges not in RANGES:
         raise ConversionError(f"unknown ranges method {opts.ranges!r}: use one of {', '.join(RANGES)}")
@@ -83,8 +85,11 @@ def convert_tflite(opts: ConvertOptions, echo: Callable[[str], None] = print) ->
     except OSError as e:
         raise ConversionError(f"cannot write to {out.parent} ({e.strerror or e})") from None
     try:
+        progress = Progress(10, echo)
         with tempfile.TemporaryDirectory(prefix="e2micro-convert-") as work:
-            report = _run(opts, staging, Path(work), Progress(10, echo))
+            report = _run(opts, staging, Path(work), progress)
+        if timings is not None:
+            timings.update(progress.times)
         _publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -168,9 +168,13 @@ def test_op_checker_names_unsupported_ops(converted_c4):
 def test_default_is_data_free_dfq(converted_c4):
     r = json.loads((converted_c4 / "report.json").read_text())
     assert r["ranges"]["method"] == "bn" and "source" not in r["ranges"]["notes"]
-    assert r["dfq"]["steps"] == ["relu6_to_relu", "equalize", "absorb_high_biases", "correct_bias"]
+    assert r["dfq"]["steps"] == ["equalize", "absorb_high_biases", "correct_bias"] and r["dfq"]["relu6"] == "keep"
     assert r["dfq"]["per_channel"] is True
-    assert [e["step"] for e in r["dfq"]["effect"]] == r["dfq"]["steps"]
+    effect = {e["step"]: e for e in r["dfq"]["effect"]}
+    assert list(effect) == r["dfq"]["steps"]
+    # a ReLU6 network keeps its function: equalization and absorption find nothing they may rescale
+    assert effect["equalize"]["max_abs_logit_change"] == 0 == effect["absorb_high_biases"]["max_abs_logit_change"]
+    assert set(op.fused_activation for op in Graph.load(converted_c4 / "model_int8.tflite").ops) <= {"NONE", "RELU6"}
 
 
 def test_step_flags_and_no_image_reaches_the_ranges(c4_checkpoint, demo_dir, tmp_path, monkeypatch):

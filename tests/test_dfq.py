@@ -109,6 +109,19 @@ def _bound_statistics_from_below(m, x, k):
             u.bn_std.copy_(((mean - low) / k).clamp_min(1e-6))
 
 
+def test_relu6_pairs_are_left_alone_and_relu_networks_equalize_exactly(folded, images, demo_dir):
+    _, f = folded
+    kept = equalize(f)  # ReLU6 everywhere: nothing may be rescaled
+    assert all(torch.equal(a.conv.weight, b.conv.weight) for a, b in zip(f.conv_units(), kept.conv_units()))
+    torch.manual_seed(0)
+    relu_net = calibrate_bn(build_model("C4", 0.25, activation="relu"))
+    r = fold_all(relu_net.export())
+    e = equalize(r)
+    assert not torch.equal(r.blocks[1].dw.conv.weight, e.blocks[1].dw.conv.weight)
+    assert _rel(_logits(e, images), _logits(r, images)) < SAME
+    assert _rot90_exact(e) < 1e-10
+
+
 def test_high_bias_absorption(c4_checkpoint, images):
     """Absorption is exact wherever pre-activations stay above c = β − kγ. The DFQ paper's Gaussian
     assumption (k = 3) is only approximately true of real activations (the report measures the

@@ -117,6 +117,20 @@ def test_channels_are_whole_fields_and_twin_matches_structure():
     assert torch.equal(eq.head.mask.mask, twin.head.mask.mask)
 
 
+def test_relu_variant_is_invariant_and_exports():
+    torch.manual_seed(0)
+    net = calibrate_bn(build_model("C8", 0.25, activation="relu"))
+    assert max(e for el, e in net.check_equivariance().items() if is_grid_symmetry(net.group, el)) < FLOAT32_NET
+    plain = net.export()
+    assert any(isinstance(m, torch.nn.ReLU) for m in plain.modules())
+    assert not any(isinstance(m, torch.nn.ReLU6) for m in plain.modules())
+    x = torch.rand(2, 3, 95, 95) * 255
+    with torch.no_grad():
+        assert torch.allclose(plain(x), net(x), rtol=1e-5, atol=1e-5 * net(x).abs().max())
+    with pytest.raises(ValueError, match="activation"):
+        build_model("C4", activation="gelu")
+
+
 def test_input_contract():
     net = build_model("C4", 0.25).eval()
     with torch.no_grad():

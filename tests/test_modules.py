@@ -11,7 +11,7 @@ from train.nn.depthwise import EquivariantDepthwiseConv
 from train.nn.equivariance import smooth_input
 from train.nn.head import InvariantHead
 from train.nn.inverted_residual import EquivariantInvertedResidual, regular
-from train.nn.relu6 import ReLU6
+from train.nn.activation import PointwiseActivation
 
 GROUPS = ["C4", "C8", "C12", "D4"]
 EXACT = 1e-5  # grid symmetries (90° rotations, flips), relative
@@ -26,7 +26,8 @@ def _modules(gname):
         "depthwise": EquivariantDepthwiseConv(t, g),
         "depthwise_s2": EquivariantDepthwiseConv(t, g, stride=2, padding=0),
         "batchnorm": FieldBatchNorm(t, g),
-        "relu6": ReLU6(t, g),
+        "relu6": PointwiseActivation(t, g, "relu6"),
+        "relu": PointwiseActivation(t, g, "relu"),
         "conv_bn_act": EquivariantConvBNAct.dense(t, t, g),
         "block": EquivariantInvertedResidual(t, 6 * t.size, t.size, 1, g),
         "block_s2": EquivariantInvertedResidual(t, 6 * t.size, 2 * t.size, 2, g),

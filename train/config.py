@@ -21,6 +21,9 @@ class ModelConfig:
     mean: tuple[float, ...] = PCAM_MEAN
     std: tuple[float, ...] = PCAM_STD
     class_names: tuple[str, ...] = field(default=())
+    # MobileNetV2's ReLU6, or ReLU, which commutes with scaling: cross-layer equalization is then
+    # exact at conversion (ReLU6 has to be replaced there, which changes the function).
+    activation: str = "relu6"
 
     def __post_init__(self):
         g = parse_group(self.group)
@@ -39,6 +42,8 @@ class ModelConfig:
             raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError("mean and std need 3 values each, std positive")
+        if self.activation not in ("relu6", "relu"):
+            raise ValueError(f"activation must be relu6 or relu, got {self.activation!r}")
         if int(self.input_size) % 2 == 0:
             raise ValueError(
                 f"input size {self.input_size} is even: the model needs odd grids so that rotations "

@@ -36,6 +36,7 @@ class FitSettings:
     weight_decay: float = 1e-4
     seed: int = 0
     input_size: int = 95
+    activation: str = "relu6"
     device: str = "auto"
     progress: bool = True
 
@@ -98,7 +99,8 @@ def _fit(s: FitSettings, resume: bool, d: Dist) -> dict | None:
     train_split, valid_split = PCamSplit(s.data, "train"), PCamSplit(s.data, "valid")
     num_classes = max(train_split.num_classes, valid_split.num_classes)
     config = (ModelConfig.from_dict(state["config"]) if state else
-              ModelConfig(group=s.group, width=s.width, num_classes=num_classes, input_size=s.input_size))
+              ModelConfig(group=s.group, width=s.width, num_classes=num_classes, input_size=s.input_size,
+                          activation=s.activation))
     torch.manual_seed(s.seed)
     model = model_from_config(config)
     if state:

@@ -18,6 +18,8 @@ def fit_command(
     lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, cosine schedule)."),
     weight_decay: float = typer.Option(1e-4, "--weight-decay"),
     seed: int = typer.Option(0),
+    activation: str = typer.Option("relu6", help="relu6 (MobileNetV2) or relu (cross-layer equalization is "
+                                                   "then exact at conversion)."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved next to --out (<out>.last.pt)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
@@ -28,7 +30,7 @@ def fit_command(
     with user_errors():
         try:
             best = fit(FitSettings(str(data), str(out), group, width, epochs, batch_size, lr, weight_decay, seed,
-                                   device=device, progress=progress), resume=resume)
+                                   activation=activation, device=device, progress=progress), resume=resume)
         except TrainingError as e:
             raise RuntimeError(str(e)) from None
     if best is not None:  # rank 0 only

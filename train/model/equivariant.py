@@ -29,14 +29,15 @@ class EquivariantMobileNetV2(torch.nn.Module):
         self.normalize = Normalize(config.mean, config.std)
         # RGB channels are three scalar (trivial) fields: rotating an image moves pixels only.
         self.in_type = FieldType(gs, [gs.trivial_repr] * 3)
-        self.stem = EquivariantConvBNAct.dense(self.in_type, regular(gs, arch.stem, group), group, KERNEL, 2)
+        act = config.activation
+        self.stem = EquivariantConvBNAct.dense(self.in_type, regular(gs, arch.stem, group), group, KERNEL, 2, act)
         t = self.stem.out_type
         blocks = []
         for b in arch.blocks:
-            blocks.append(EquivariantInvertedResidual(t, b.hidden, b.cout, b.stride, group))
+            blocks.append(EquivariantInvertedResidual(t, b.hidden, b.cout, b.stride, group, act))
             t = blocks[-1].out_type
         self.blocks = torch.nn.ModuleList(blocks)
-        self.head_conv = EquivariantConvBNAct.dense(t, regular(gs, arch.head, group), group)
+        self.head_conv = EquivariantConvBNAct.dense(t, regular(gs, arch.head, group), group, act=act)
         self.head = InvariantHead(self.head_conv.out_type, group, arch.final_size, config.num_classes)
 
     def features(self, x: torch.Tensor) -> GeometricTensor:

@@ -52,7 +52,7 @@ class Normalize(nn.Module):
 
 
 class ConvBNAct(nn.Module):
-    """conv → batch norm (Identity once folded) → ReLU6 (or Identity for linear bottlenecks)."""
+    """conv → batch norm (Identity once folded) → ReLU6/ReLU (or Identity for linear bottlenecks)."""
 
     def __init__(self, conv: nn.Conv2d, bn: nn.Module, act: nn.Module):
         super().__init__()
@@ -116,23 +116,25 @@ def check_input(x: torch.Tensor, config: ModelConfig) -> None:
         raise ValueError(f"input is {x.shape[2]}×{x.shape[3]} but the model takes {s}×{s}{hint}")
 
 
-def _unit(cin, cout, k, stride, groups, act: bool) -> ConvBNAct:
+def _unit(cin, cout, k, stride, groups, act: str | None) -> ConvBNAct:
     pad = 0 if stride == 2 else k // 2
     conv = nn.Conv2d(cin, cout, k, stride=stride, padding=pad, groups=groups, bias=False)
-    return ConvBNAct(conv, nn.BatchNorm2d(cout), nn.ReLU6() if act else nn.Identity())
+    acts = {"relu6": nn.ReLU6, "relu": nn.ReLU, None: nn.Identity}
+    return ConvBNAct(conv, nn.BatchNorm2d(cout), acts[act]())
 
 
 def build_plain(config: ModelConfig, divisor: int = 8) -> PlainMobileNetV2:
     """The conventional twin: same table, grids, mask, pooling and head, no symmetry constraint."""
     arch: ArchSpec = decode(config.width, divisor, config.input_size)
-    stem = _unit(3, arch.stem, KERNEL, 2, 1, True)
+    act = config.activation
+    stem = _unit(3, arch.stem, KERNEL, 2, 1, act)
     blocks = []
     for b in arch.blocks:
-        expand = _unit(b.cin, b.hidden, 1, 1, 1, True) if b.hidden != b.cin else None
-        dw = _unit(b.hidden, b.hidden, KERNEL, b.stride, b.hidden, True)
-        project = _unit(b.hidden, b.cout, 1, 1, 1, False)
+        expand = _unit(b.cin, b.hidden, 1, 1, 1, act) if b.hidden != b.cin else None
+        dw = _unit(b.hidden, b.hidden, KERNEL, b.stride, b.hidden, act)
+        project = _unit(b.hidden, b.cout, 1, 1, 1, None)
         blocks.append(InvertedResidual(expand, dw, project, b.residual))
-    head_conv = _unit(arch.blocks[-1].cout, arch.head, 1, 1, 1, True)
+    head_conv = _unit(arch.blocks[-1].cout, arch.head, 1, 1, 1, act)
     head = MaskedMeanHead(arch.final_size, arch.head, config.num_classes)
     model = PlainMobileNetV2(config, 1, stem, blocks, head_conv, head)
     for m in model.modules():

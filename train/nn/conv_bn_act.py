@@ -1,4 +1,4 @@
-"""Equivariant conv → batch norm (statistics shared per field) → ReLU6 unit."""
+"""Equivariant conv → batch norm (statistics shared per field) → ReLU6/ReLU unit."""
 from __future__ import annotations
 
 from e2cnn import nn as enn
@@ -9,7 +9,7 @@ from ..model.plain import ConvBNAct
 from .base import CheckedModule
 from .batchnorm import FieldBatchNorm
 from .depthwise import EquivariantDepthwiseConv, band_limit
-from .relu6 import ReLU6
+from .activation import PointwiseActivation
 
 
 def r2conv(in_type: FieldType, out_type: FieldType, kernel_size: int, stride: int) -> enn.R2Conv:
@@ -19,20 +19,20 @@ def r2conv(in_type: FieldType, out_type: FieldType, kernel_size: int, stride: in
 
 
 class EquivariantConvBNAct(CheckedModule):
-    def __init__(self, conv, group: Group, act: bool):
+    def __init__(self, conv, group: Group, act: str | None):
         super().__init__()
         self.group = group
         self.conv = conv
         self.in_type, self.out_type = conv.in_type, conv.out_type
         self.bn = FieldBatchNorm(self.out_type, group)
-        self.act = ReLU6(self.out_type, group) if act else None
+        self.act = PointwiseActivation(self.out_type, group, act) if act else None
 
     @classmethod
-    def dense(cls, in_type, out_type, group, kernel_size=1, stride=1, act=True):
+    def dense(cls, in_type, out_type, group, kernel_size=1, stride=1, act: str | None = "relu6"):
         return cls(r2conv(in_type, out_type, kernel_size, stride), group, act)
 
     @classmethod
-    def depthwise(cls, in_type, group, stride=1, act=True, kernel_size=3):
+    def depthwise(cls, in_type, group, stride=1, act: str | None = "relu6", kernel_size=3):
         pad = 0 if stride == 2 else kernel_size // 2
         return cls(EquivariantDepthwiseConv(in_type, group, kernel_size, stride, pad), group, act)
 

@@ -16,16 +16,17 @@ def regular(gspace, channels: int, group: Group) -> FieldType:
 
 
 class EquivariantInvertedResidual(CheckedModule):
-    def __init__(self, in_type: FieldType, hidden: int, cout: int, stride: int, group: Group):
+    def __init__(self, in_type: FieldType, hidden: int, cout: int, stride: int, group: Group,
+                 activation: str = "relu6"):
         super().__init__()
         gs = in_type.gspace
         self.group = group
         hidden_type, out_type = regular(gs, hidden, group), regular(gs, cout, group)
         self.in_type, self.out_type = in_type, out_type
-        self.expand = (EquivariantConvBNAct.dense(in_type, hidden_type, group)
+        self.expand = (EquivariantConvBNAct.dense(in_type, hidden_type, group, act=activation)
                        if hidden != in_type.size else None)
-        self.dw = EquivariantConvBNAct.depthwise(hidden_type, group, stride)
-        self.project = EquivariantConvBNAct.dense(hidden_type, out_type, group, act=False)
+        self.dw = EquivariantConvBNAct.depthwise(hidden_type, group, stride, act=activation)
+        self.project = EquivariantConvBNAct.dense(hidden_type, out_type, group, act=None)
         self.residual = stride == 1 and in_type == out_type
 
     def forward(self, x: GeometricTensor) -> GeometricTensor:
