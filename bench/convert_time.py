@@ -39,7 +39,7 @@ def main():
                             progress=False))
         times: dict = {}
         t0 = time.perf_counter()
-        r = convert_tflite(ConvertOptions(ckpt, WORK / f"w{w}", parity_data=data, parity_images=32),
+        r = convert_tflite(ConvertOptions(ckpt, WORK / f"w{w}", parity_data=data, parity_images=16),
                            echo=lambda s: None, timings=times)
         total = time.perf_counter() - t0
         parity = next(v for k, v in times.items() if k.startswith("parity"))
@@ -59,7 +59,7 @@ def main():
                               "int8 mean |Δ| LSB", "int8 max |Δ| LSB", "TFLM vs LiteRT max LSB",
                               "rot90 exact LiteRT", "rot90 exact TFLM", "accuracy float / int8"], par)
             + f"\n\nC12 models trained 3 epochs on the demo data ({data}); default conversion (full DFQ, "
-              "batch-norm ranges); parity on the first 32 demo test images, LiteRT reference kernels and TFLM.\n")
+              "batch-norm ranges); parity on the first 16 demo test images (the default), LiteRT reference kernels and TFLM.\n")
     write("convert_time", "convert tflite: time, sizes, arena and parity by width", body,
           "python bench/convert_time.py " + " ".join(sys.argv[1:]))
 

@@ -35,7 +35,7 @@ def tflite(
     parity_data: Path = typer.Option(None, "--parity-data",
                                      help="PCam-format *_x.h5 or directory for the parity figures "
                                           "(default: the checkpoint's test split, else demo patches)."),
-    parity_images: int = typer.Option(32, "--parity-images", min=1),
+    parity_images: int = typer.Option(16, "--parity-images", min=1),
     firmware: Path = typer.Option(None, "--firmware", help="Also copy the generated C sources into this "
                                                              "firmware folder (e.g. firmware/cortex-m)."),
     quiet: bool = typer.Option(False, "--quiet", help="Print the summary only."),

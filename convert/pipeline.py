@@ -31,7 +31,7 @@ class ConvertOptions:
     calibration_data: Path | None = None
     calibration_images: int = 256
     parity_data: Path | None = None
-    parity_images: int = 32
+    parity_images: int = 16  # keeps a width-1.0 conversion under a minute; tests check whole splits
     firmware: Path | None = None  # also copy the generated C sources into this firmware folder
     dfq: DFQOptions = DFQOptions()
     bn_k: float = 5.0  # ranges "bn": mean ± k·std (5 measured best of 3–8, bench/quantization.py)
@@ -70,7 +70,7 @@ def _sha256(path: Path) -> str:
 def convert_tflite(opts: ConvertOptions, echo: Callable[[str], None] = print, timings: dict | None = None) -> dict:
     """Run every stage; returns the report. `timings`, if given, receives seconds per stage (kept
     out of the report so that the same checkpoint gives byte-identical files)."""
-    out = opts.out_dir()
+    out = opts.out_dir().resolve()
     if opts.ranges not in RANGES:
         raise ConversionError(f"unknown ranges method {opts.ranges!r}: use one of {', '.join(RANGES)}")
     if opts.ranges == "data" and opts.calibration_data is None:

@@ -21,11 +21,14 @@ def onnx_to_tf(onnx_path: Path, workdir: Path):
     # Keras numbers layers with process-wide counters that end up in TFLite tensor names:
     # reset them so a second conversion in the same process writes the same bytes.
     tf_keras.backend.clear_session()
+    onnx_path, workdir = Path(onnx_path).resolve(), Path(workdir).resolve()  # before the chdir below
     cwd = os.getcwd()
     os.chdir(workdir)  # onnx2tf writes helper files next to the working directory
     try:
         model = onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(workdir / "tf"),
                                 disable_model_save=True, non_verbose=True)
+    except SystemExit as e:  # onnx2tf reports its errors by exiting the process
+        raise RuntimeError(f"onnx2tf stopped (exit code {e.code})") from None
     finally:
         os.chdir(cwd)
     fn = tf.function(lambda *inputs: model(inputs),

@@ -184,9 +184,10 @@ def test_step_flags_and_no_image_reaches_the_ranges(c4_checkpoint, demo_dir, tmp
         raise AssertionError("images were used for the ranges")
 
     monkeypatch.setattr(calibration.ranges, "observe", no_images)
+    monkeypatch.chdir(tmp_path)  # relative paths too (onnx2tf runs in its own working directory)
     out = tmp_path / "flags"
-    r = _cli(c4_checkpoint, "--out", out, "--no-equalize", "--no-absorb", "--per-tensor", "--parity-data", demo_dir,
-             "--parity-images", "2", "--quiet")
+    r = _cli(c4_checkpoint, "--out", "flags", "--no-equalize", "--no-absorb", "--per-tensor", "--parity-data",
+             demo_dir, "--parity-images", "2", "--quiet")
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "report.json").read_text())
     assert rep["dfq"]["steps"] == ["correct_bias"] and rep["dfq"]["per_channel"] is False
