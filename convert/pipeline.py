@@ -4,7 +4,6 @@ only when every stage has succeeded."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -20,7 +19,6 @@ from calibration.dfq import DFQOptions
 from .errors import ConversionError
 
 RANGES = ("bn", "distilled", "data")
-SIZE_FILES = ("model.onnx", "model_float.tflite", "model_int8.tflite", "model_data.cc")
 
 
 @dataclass

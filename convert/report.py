@@ -12,7 +12,7 @@ def summary_lines(r: dict) -> list[str]:
         f"{r['checkpoint']['num_classes']} classes",
         f"int8 .tflite: {f['model_int8.tflite']:,} bytes; float: {f['model_float.tflite']:,} bytes; "
         f"TFLM arena {r['arena']['measured_bytes']:,} bytes measured → kTensorArenaSize {r['arena']['tensor_arena_size']:,}",
-        f"ops: " + ", ".join(f"{k}×{v}" for k, v in r["ops"].items()) + f"; {r['macs']['total'] / 1e6:.1f} M MACs",
+        "ops: " + ", ".join(f"{k}×{v}" for k, v in r["ops"].items()) + f"; {r['macs']['total'] / 1e6:.1f} M MACs",
         f"input int8 scale {r['input']['scale']:g}, zero point {r['input']['zero_point']}; "
         f"ranges: {r['ranges']['method']}; DFQ: {', '.join(r['dfq']['steps']) or 'none'}"
         f"{'' if r['dfq']['per_channel'] else ' (per-tensor weights)'}",

@@ -5,7 +5,6 @@ import json
 import re
 import socket
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -63,7 +62,7 @@ def test_c_sources_hold_the_model(converted_c4):
     registered = re.findall(r"resolver\.(Add\w+)\(\)", ops)
     assert sorted(registered) == sorted(["AddConv2D", "AddDepthwiseConv2D", "AddAdd", "AddMul", "AddMean",
                                          "AddFullyConnected"])
-    assert f"MicroMutableOpResolver<kModelOpCount>" in ops and f"kModelOpCount = {len(registered)}" in ops
+    assert "MicroMutableOpResolver<kModelOpCount>" in ops and f"kModelOpCount = {len(registered)}" in ops
     settings = (converted_c4 / "model_settings.h").read_text()
     assert "kInputZeroPoint = -128" in settings and "kNumRows = 95" in settings
     assert 'kCategoryLabels[kCategoryCount] = {"normal", "tumour"}' in settings

@@ -43,10 +43,9 @@ def _rel(a, b):
 
 def _rot90_exact(m):
     """Logits of the float64 model are invariant to 90° rotations (float rounding only)."""
-    m = m.double() if hasattr(m, "double") else m
     import copy
 
-    m = copy.deepcopy(m).double()
+    m = copy.deepcopy(m).double()  # a copy: the fixtures stay float32
     x = torch.rand(2, 3, 95, 95, dtype=torch.float64) * 255
     ref = _logits(m, x)
     return max(_rel(_logits(m, torch.rot90(x, k, dims=(2, 3))), ref) for k in (1, 2, 3))
@@ -64,10 +63,9 @@ def test_relu6_to_relu_only_where_rescaled(folded):
     _, f = folded
     r = relu6_to_relu(f)
     rescaled = {id(u) for c in chains(r) for u in c[:-1]}
-    for u in r.conv_units():
-        expected = torch.nn.ReLU if id(u) in rescaled else type(f.conv_units()[0].act)
-        if id(u) in rescaled:
-            assert isinstance(u.act, torch.nn.ReLU)
+    assert rescaled
+    for u0, u in zip(f.conv_units(), r.conv_units()):
+        assert type(u.act) is (torch.nn.ReLU if id(u) in rescaled else type(u0.act))
     assert isinstance(r.head_conv.act, torch.nn.ReLU6)  # the head keeps its clip
 
 
