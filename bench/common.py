@@ -6,6 +6,8 @@ import platform
 import time
 from pathlib import Path
 
+from train.atomic import write_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -22,8 +24,6 @@ def write(name: str, title: str, body: str, command: str) -> Path:
     text = (f"# {title}\n\nMeasured {time.strftime('%Y-%m-%d %H:%M')} on {platform.machine()}, "
             f"{os.cpu_count()} CPUs, one run (figures are ratios within this run; the machine is shared).\n"
             f"Reproduce: `{command}`\n\n{body}\n")
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomic(path, text)
     print(text)
     return path

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from .points import INPUT, activation_points
+from .points import INPUT, act_name, activation_points
 from .ranges import RangesTable
 from .stats import BOUNDS, activation_stats
 
@@ -28,8 +28,6 @@ def _span(mean: torch.Tensor, std: torch.Tensor, k: float) -> tuple[float, float
 
 
 def bn_ranges(model, k: float = 5.0) -> RangesTable:
-    from .points import _act_name
-
     points = activation_points(model)
     stats = activation_stats(model, points)
     ranges: dict[str, tuple[float, float]] = {}
@@ -39,7 +37,7 @@ def bn_ranges(model, k: float = 5.0) -> RangesTable:
             continue
         if kind == "Conv":
             lo, hi = _span(p.module.bn_mean.double(), p.module.bn_std.double(), k)
-            a, b = BOUNDS[_act_name(p.module.act)]
+            a, b = BOUNDS[act_name(p.module.act)]
             ranges[p.key] = (min(max(lo, a), b), max(min(hi, b), a))
         elif p.key == "head.mask":
             ranges[p.key] = ranges[p.inputs[0]]

@@ -3,11 +3,13 @@
 One ordered list, derived from the model's structure, names every activation the way the ranges
 table, the ONNX graph and the report name it ("stem", "blocks.3.dw", "blocks.3.add", "logits", …).
 Each point also says which ONNX ops produce it, so the exported graph can be checked and renamed,
-and how to capture it in PyTorch with hooks.
+and how to observe it in PyTorch with hooks.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -29,7 +31,7 @@ class Point:
     inputs: tuple[str, ...] = field(default=())  # keys of the points it reads
 
 
-def _act_name(act: nn.Module) -> str:
+def act_name(act: nn.Module) -> str:
     if isinstance(act, nn.ReLU6):
         return "relu6"
     if isinstance(act, nn.ReLU):
@@ -42,7 +44,7 @@ def _act_name(act: nn.Module) -> str:
 def _unit_point(key: str, unit: ConvBNAct, src: str) -> Point:
     if not isinstance(unit.bn, nn.Identity):
         raise ValueError("activation points need a model with batch norms folded")
-    act = _act_name(unit.act)
+    act = act_name(unit.act)
     ops = ("Conv",) + ({"relu6": ("Clip",), "relu": ("Relu",), "none": ()}[act])
     return Point(key, ops, unit, conv=unit.conv, act=act, inputs=(src,))
 
@@ -74,22 +76,20 @@ def activation_points(model: PlainMobileNetV2) -> list[Point]:
     return pts
 
 
-def capture(model: PlainMobileNetV2, x: torch.Tensor, points: list[Point] | None = None) -> dict[str, torch.Tensor]:
-    """Run the model once and return {key: activation} for every point."""
-    points = points or activation_points(model)
-    out: dict[str, torch.Tensor] = {INPUT: x}
+@contextlib.contextmanager
+def observing(points: list[Point], record: Callable[[str, torch.Tensor], None]):
+    """While open, every forward pass calls record(key, activation) for each hooked point."""
     hooks = []
     for p in points:
         if p.module is None:
             continue
         if p.pre:
-            hooks.append(p.module.register_forward_pre_hook(lambda m, a, k=p.key: out.__setitem__(k, a[0])))
+            hooks.append(p.module.register_forward_pre_hook(lambda m, a, k=p.key: record(k, a[0])))
         else:
-            hooks.append(p.module.register_forward_hook(lambda m, a, o, k=p.key: out.__setitem__(k, o)))
+            hooks.append(p.module.register_forward_hook(lambda m, a, o, k=p.key: record(k, o)))
     try:
-        with torch.no_grad():
-            model(x)
+        yield
     finally:
         for h in hooks:
             h.remove()
-    return out
+

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .points import INPUT, Point, activation_points
+from .points import INPUT, Point, activation_points, observing
 
 PIXELS = (0.0, 255.0)
 CONTRACT = {INPUT: PIXELS, "input_mask": PIXELS}  # the mask multiplies raw pixels by 0 or 1
@@ -54,24 +54,12 @@ def observe(model, batches, points: list[Point] | None = None) -> tuple[dict[str
         lo[key] = min(lo[key], float(t.min()))
         hi[key] = max(hi[key], float(t.max()))
 
-    hooks = []
-    for p in points:
-        if p.module is None:
-            continue
-        if p.pre:
-            hooks.append(p.module.register_forward_pre_hook(lambda m, a, k=p.key: record(k, a[0])))
-        else:
-            hooks.append(p.module.register_forward_hook(lambda m, a, o, k=p.key: record(k, o)))
     n = 0
-    try:
-        with torch.no_grad():
-            for x in batches:
-                record(INPUT, x)
-                model(x)
-                n += len(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    with observing(points, record), torch.no_grad():
+        for x in batches:
+            record(INPUT, x)
+            model(x)
+            n += len(x)
     if n == 0:
         raise ValueError("no calibration images")
     return {k: (lo[k], hi[k]) for k in lo}, n

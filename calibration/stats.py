@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .points import INPUT, Point, activation_points
+from .points import INPUT, Point, act_name, activation_points
 
 BOUNDS = {"relu6": (0.0, 6.0), "relu": (0.0, math.inf), "none": (-math.inf, math.inf)}
 
@@ -55,9 +55,7 @@ def unit_stats(unit) -> tuple[Stats, Stats]:
     if not hasattr(unit, "bn_mean"):
         raise ValueError("data-free statistics need a model folded by calibration.fold (no bn_mean found)")
     pre = Stats(unit.bn_mean.double(), unit.bn_std.double())
-    from .points import _act_name
-
-    lo, hi = BOUNDS[_act_name(unit.act)]
+    lo, hi = BOUNDS[act_name(unit.act)]
     return pre, clipped_normal(pre.mean, pre.std, lo, hi)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -20,6 +21,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from train.atomic import write_atomic
 
 from .errors import ConversionError
 
@@ -129,7 +132,7 @@ def _op_limits(graph, op) -> list[str]:
             out.append(f"{op.name} over channels needs a multiple of 4 channels, not {data.shape[-1]}")
     if op.name == "SOFTMAX":
         t = graph.tensors[op.inputs[0]]
-        if sum(d > 1 for d in t.shape) > 1 or _numel(t.shape) > 16000:
+        if sum(d > 1 for d in t.shape) > 1 or math.prod(t.shape) > 16000:
             out.append(f"SOFTMAX needs a 1-D input of at most 16,000 elements, not {list(t.shape)}")
     if op.name == "FULLY_CONNECTED" and sum(d > 1 for d in graph.tensors[op.outputs[0]].shape) > 1:
         out.append("FULLY_CONNECTED output must be one-dimensional")
@@ -137,13 +140,6 @@ def _op_limits(graph, op) -> list[str]:
         if graph.tensors[op.inputs[1]].data.reshape(-1, 2)[0].any():
             out.append("PAD pads the batch dimension")
     return out
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def table_lines(verdict: Verdict) -> list[str]:
@@ -293,15 +289,9 @@ def _c_sources(compiled: Path, out_dir: Path, firmware: Path | None, echo) -> li
     files = {"model_edgetpu_data.h": h, "model_edgetpu_data.cc": cc}
     for folder in [out_dir] + ([Path(firmware)] if firmware is not None else []):
         for name, text in files.items():
-            _write_atomic(Path(folder) / name, text)
+            write_atomic(Path(folder) / name, text)
         echo(f"wrote model_edgetpu_data.h/.cc in {folder}")
     return sorted(files)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def update_report(out_dir: Path, entry: dict) -> None:
@@ -313,11 +303,11 @@ def update_report(out_dir: Path, entry: dict) -> None:
     except ValueError as e:
         raise ConversionError(f"{path} is not valid JSON ({e}); re-run `convert tflite`") from None
     report["edgetpu"] = entry
-    _write_atomic(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_atomic(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
     md = out_dir / "report.md"
     if md.exists():
         text = re.sub(r"\n## Edge TPU\n.*?(?=\n## |\Z)", "", md.read_text(), flags=re.S).rstrip("\n")
-        _write_atomic(md, text + "\n\n" + _markdown(entry))
+        write_atomic(md, text + "\n\n" + _markdown(entry))
 
 
 def _markdown(entry: dict) -> str:

@@ -1,6 +1,8 @@
 """The op contract: only ops that both TFLM and the Edge TPU run, in shapes both accept."""
 from __future__ import annotations
 
+import math
+
 from .errors import ConversionError
 from .tflite_graph import Graph
 
@@ -38,11 +40,9 @@ def macs(graph: Graph) -> dict[str, int]:
         elif op.name == "FULLY_CONNECTED":
             n = t[op.inputs[1]].shape[0] * t[op.inputs[1]].shape[1]
         elif op.name in ("ADD", "MUL", "MEAN"):
-            n = 1
-            for d in t[op.inputs[0]].shape:
-                n *= d
+            n = math.prod(t[op.inputs[0]].shape)
         else:
             continue
         out[op.name] = out.get(op.name, 0) + int(n)
-    out["total"] = sum(v for k, v in out.items())
+    out["total"] = sum(out.values())
     return out

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from calibration.dfq import DFQOptions
+from train.atomic import write_atomic
 
 from .errors import ConversionError
 
@@ -104,9 +105,7 @@ FIRMWARE_FILES = ("model_data.h", "model_data.cc", "model_settings.h", "model_op
 def install_firmware_sources(out: Path, firmware: Path) -> None:
     """Copy the generated sources into a firmware folder, each file atomically."""
     for name in FIRMWARE_FILES:
-        tmp = firmware / f".{name}.tmp"
-        shutil.copyfile(out / name, tmp)
-        os.replace(tmp, firmware / name)
+        write_atomic(firmware / name, (out / name).read_bytes())
 
 
 def _publish(staging: Path, out: Path) -> None:
@@ -115,7 +114,12 @@ def _publish(staging: Path, out: Path) -> None:
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.rename(out, old)
-    os.rename(staging, out)
+    try:
+        os.rename(staging, out)
+    except OSError:
+        if old is not None:
+            os.rename(old, out)  # the previous conversion stays where it was
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -11,18 +11,12 @@ import numpy as np
 from calibration.ranges import RangesTable, expected_quantization
 
 from .errors import ConversionError
-from .tflite_graph import Graph
-
-
-def _schema():
-    from ai_edge_litert import schema_py_generated as fb
-
-    return fb
+from .tflite_graph import Graph, schema
 
 
 def apply_ranges(calibrated: bytes, mapping: dict[str, list[int]], table: RangesTable) -> bytes:
     """Overwrite min/max in place (numpy views into a copy of the flatbuffer)."""
-    fb = _schema()
+    fb = schema()
     buf = bytearray(calibrated)
     g = fb.Model.GetRootAs(buf, 0).Subgraphs(0)
     covered = set()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def _schema():
+def schema():
     # LiteRT ships the same schema module without importing all of TensorFlow.
     from ai_edge_litert import schema_py_generated as fb
 
@@ -50,7 +50,7 @@ _NUMPY = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "uint
 
 class Graph:
     def __init__(self, model_bytes: bytes):
-        fb = _schema()
+        fb = schema()
         self.bytes = model_bytes
         m = fb.Model.GetRootAs(model_bytes, 0)
         self.version = m.Version()

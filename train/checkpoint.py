@@ -1,12 +1,11 @@
 """Checkpoints: architecture config + state dict + metrics + versions, loadable with weights_only=True."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write
 from .config import ModelConfig
 
 FORMAT = "e2micro-checkpoint"
@@ -35,19 +34,10 @@ def model_state(model: torch.nn.Module) -> dict:
 
 
 def atomic_save(obj, path: str | Path) -> None:
-    """torch.save to a temp file in the same directory, fsync, then rename over `path`."""
+    """torch.save through a temp file renamed over `path` (see `atomic.py`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_weights(model: torch.nn.Module, state_dict: dict) -> None:
