@@ -1,14 +1,15 @@
-"""Shared fixtures: a small demo data set and small trained checkpoints, made once per session."""
+"""Shared fixtures: a small demo data set, checkpoints that are right by construction (no training:
+see train/model/constructed.py) and their conversions, made once per session.
+
+Nothing here depends on how an optimisation run turns out, so the suite gives the same verdict on
+every machine; the one test that trains (tests/test_training.py) has a wide margin of its own."""
 from __future__ import annotations
 
 import os
-import warnings
 
 import pytest
-import torch
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-warnings.filterwarnings("ignore", message="indexing with dtype torch.uint8")
 
 SMALL = {"train": 512, "valid": 64, "test": 64}
 
@@ -22,55 +23,65 @@ def demo_dir(tmp_path_factory):
     return d
 
 
-def _train(demo_dir, out, group, width=0.25, epochs=4):
-    from train.fit import FitSettings, fit
+def _split(demo_dir, split: str, n: int):
+    from train.data.loader import batches
+    from train.data.pcam import PCamSplit
 
-    fit(FitSettings(str(demo_dir), str(out), group=group, width=width, epochs=epochs, batch_size=32, lr=4e-3,
-                    progress=False))
-    return out
-
-
-@pytest.fixture(scope="session")
-def c4_checkpoint(demo_dir, tmp_path_factory):
-    return _train(demo_dir, tmp_path_factory.mktemp("c4") / "c4.pt", "C4")
+    return next(batches(PCamSplit(demo_dir, split), n, 95))
 
 
 @pytest.fixture(scope="session")
-def plain_checkpoint(demo_dir, tmp_path_factory):
-    return _train(demo_dir, tmp_path_factory.mktemp("plain") / "plain.pt", None)
+def construct(demo_dir):
+    """construct(path, group, width=0.25, activation="relu6") → a checkpoint saved with the project's
+    own writer, after checking the model is fit to test a conversion with (fails loudly if not)."""
+    from train.checkpoint import save_checkpoint
+    from train.config import ModelConfig
+    from train.model.constructed import constructed_model, degeneracy
+
+    x, y = _split(demo_dir, "train", 128)
+    test_x, _ = _split(demo_dir, "test", SMALL["test"])
+
+    def make(path, group, width=0.25, **config):
+        cfg = ModelConfig(group=group, width=width, **config)
+        model = constructed_model(cfg, x, y, seed=0)
+        problems = degeneracy(model, test_x)
+        if problems:
+            pytest.fail(f"fixture model degenerate ({group or 'conventional'}): " + "; ".join(problems))
+        save_checkpoint(path, model, cfg, metrics={"constructed": True})
+        return path
+
+    return make
 
 
-def _convert(checkpoint, demo_dir, out, **kw):
+@pytest.fixture(scope="session")
+def c4_checkpoint(construct, tmp_path_factory):
+    return construct(tmp_path_factory.mktemp("c4") / "c4.pt", "C4")
+
+
+@pytest.fixture(scope="session")
+def plain_checkpoint(construct, tmp_path_factory):
+    return construct(tmp_path_factory.mktemp("plain") / "plain.pt", None)
+
+
+@pytest.fixture(scope="session")
+def convert_checkpoint(demo_dir):
+    """convert_checkpoint(ckpt, out, **options) → out: the default (data-free) conversion, with the
+    report's own parity figures on a few images (tests/test_parity.py checks the whole split)."""
     from convert.pipeline import ConvertOptions, convert_tflite
 
-    # the default: data-free DFQ and ranges; the report's own parity figures on a few images
-    # (tests/test_parity.py checks the whole split)
-    opts = ConvertOptions(checkpoint, out, parity_data=demo_dir, parity_images=8, **kw)
-    convert_tflite(opts, echo=lambda s: None)
-    return out
+    def run(checkpoint, out, **kw):
+        convert_tflite(ConvertOptions(checkpoint, out, parity_data=demo_dir, parity_images=8, **kw), echo=lambda s: None)
+        return out
+
+    return run
 
 
 @pytest.fixture(scope="session")
-def converted_c4(c4_checkpoint, demo_dir, tmp_path_factory):
+def converted_c4(c4_checkpoint, convert_checkpoint, tmp_path_factory):
     """`convert tflite` output directory for the small C4 model."""
-    return _convert(c4_checkpoint, demo_dir, tmp_path_factory.mktemp("conv_c4") / "c4_tflite")
+    return convert_checkpoint(c4_checkpoint, tmp_path_factory.mktemp("conv_c4") / "c4_tflite")
 
 
 @pytest.fixture(scope="session")
-def converted_plain(plain_checkpoint, demo_dir, tmp_path_factory):
-    return _convert(plain_checkpoint, demo_dir, tmp_path_factory.mktemp("conv_plain") / "plain_tflite")
-
-
-def calibrate_bn(model, batches: int = 3, batch: int = 8, seed: int = 0):
-    """Give a random model realistic batch-norm statistics (cumulative averages over smooth images)."""
-    from train.nn.equivariance import smooth_input
-
-    model.train()
-    for m in model.modules():
-        if hasattr(m, "momentum") and hasattr(m, "running_mean"):
-            m.momentum = None
-    size = model.config.input_size
-    with torch.no_grad():
-        for i in range(batches):
-            model(128 + 40 * smooth_input(batch, 3, size, seed=seed + i, sigma=3.0))
-    return model.eval()
+def converted_plain(plain_checkpoint, convert_checkpoint, tmp_path_factory):
+    return convert_checkpoint(plain_checkpoint, tmp_path_factory.mktemp("conv_plain") / "plain_tflite")

@@ -94,10 +94,8 @@ def test_report(converted_c4):
     assert "Activation ranges" in md and "blocks.0.dw" in md
 
 
-def test_same_checkpoint_gives_identical_files(converted_c4, c4_checkpoint, demo_dir, tmp_path):
-    from conftest import _convert
-
-    again = _convert(c4_checkpoint, demo_dir, tmp_path / "again")
+def test_same_checkpoint_gives_identical_files(converted_c4, c4_checkpoint, convert_checkpoint, tmp_path):
+    again = convert_checkpoint(c4_checkpoint, tmp_path / "again")
     for name in EXPECTED_FILES:
         assert (again / name).read_bytes() == (converted_c4 / name).read_bytes(), name
 
@@ -205,3 +203,35 @@ def test_step_flags_and_no_image_reaches_the_ranges(c4_checkpoint, demo_dir, tmp
 def test_bad_options(c4_checkpoint, tmp_path, args, message):
     r = _cli(c4_checkpoint, "--out", tmp_path / "o", *args)
     assert r.exit_code == 1 and message in r.stderr and not (tmp_path / "o").exists()
+
+
+def test_one_op_table_for_readme_checker_map_resolver_and_edge_tpu():
+    from pathlib import Path
+
+    from convert import c_sources, tensor_map
+    from convert.edgetpu import EDGETPU_OPS
+    from convert.op_table import OPS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = readme[readme.index("- **Ops**"):readme.index("- **Activation ranges**")]
+    listed = [w.strip() for w in line.split("):", 1)[1].split("—")[0].split(",")]
+    assert listed == list(OPS)
+    assert set(ALLOWED) == set(OPS) == set(c_sources.RESOLVER) == set(tensor_map.KIND) | set(tensor_map.ALIASES)
+    assert set(OPS) <= EDGETPU_OPS
+
+
+def test_an_op_outside_the_contract_is_named_before_the_tensor_map(converted_c4, c4_checkpoint, tmp_path, monkeypatch):
+    """A SOFTMAX in the graph fails with the op check's message, not the tensor map's."""
+    import convert.tensor_map
+    from convert.tflite_graph import Graph as _Graph
+
+    real = _Graph.__init__
+
+    def with_softmax(self, model_bytes):
+        real(self, model_bytes)
+        self.ops[-1].name = "SOFTMAX"
+
+    monkeypatch.setattr(_Graph, "__init__", with_softmax)
+    monkeypatch.setattr(convert.tensor_map, "map_tensors", lambda *a: pytest.fail("the tensor map ran first"))
+    with pytest.raises(ConversionError, match="unsupported op SOFTMAX"):
+        convert_tflite(ConvertOptions(c4_checkpoint, tmp_path / "o", parity_images=2), echo=lambda s: None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import calibrate_bn
+from train.model.constructed import set_bn_statistics
 from train.config import ModelConfig
 from train.groups import is_grid_symmetry
 from train.model import build_model
@@ -17,7 +17,7 @@ FLOAT32_NET = 1e-4  # float32 sums in another order after a rotation: ~1e-5 rela
 @pytest.fixture(scope="module")
 def nets():
     torch.manual_seed(0)
-    return {g: calibrate_bn(build_model(g, 0.25)) for g in ["C4", "C8", "C12", "D4", "D8"]}
+    return {g: set_bn_statistics(build_model(g, 0.25)) for g in ["C4", "C8", "C12", "D4", "D8"]}
 
 
 @pytest.mark.parametrize("gname", ["C4", "C8", "C12", "D4", "D8"])
@@ -57,7 +57,7 @@ def test_invariance_on_real_looking_images(nets, demo_dir):
 def test_conventional_twin_is_not_invariant():
     """The same check on the twin must see a difference: the check can fail."""
     torch.manual_seed(0)
-    twin = calibrate_bn(build_model(None, 0.25))
+    twin = set_bn_statistics(build_model(None, 0.25))
     x = torch.rand(2, 3, 95, 95) * 255
     with torch.no_grad():
         ref, rot = twin(x), twin(torch.rot90(x, 1, dims=(2, 3)))
@@ -119,7 +119,7 @@ def test_channels_are_whole_fields_and_twin_matches_structure():
 
 def test_relu_variant_is_invariant_and_exports():
     torch.manual_seed(0)
-    net = calibrate_bn(build_model("C8", 0.25, activation="relu"))
+    net = set_bn_statistics(build_model("C8", 0.25, activation="relu"))
     assert max(e for el, e in net.check_equivariance().items() if is_grid_symmetry(net.group, el)) < FLOAT32_NET
     plain = net.export()
     assert any(isinstance(m, torch.nn.ReLU) for m in plain.modules())

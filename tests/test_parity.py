@@ -18,15 +18,16 @@ from convert.runtimes import TFLM, LiteRT, pixels_to_int8
 from convert.tflite_graph import Graph
 from train.checkpoint import load_model
 
-FLOAT_TOL = 1e-4  # float TFLite vs its PyTorch graph, absolute logits
-# int8 vs the checkpoint's float model. The data-free logit range is a bound (wide), so one output
-# LSB is coarse and near-equal logits can tie: bounds are also stated relative to the spread of the
-# float logits over the images. Measured on the demo models: agreement 0.97/0.91, mean 3.6 %/3.7 %,
-# worst 16 %/11 % of the spread, worst 5.4/1.0 LSB; the perturbed model in the last test: 8 %, 44 %, 15 LSB.
-MIN_AGREEMENT = 0.85
-MAX_MEAN_REL = 0.06
-MAX_REL = 0.25
-MAX_LSB = 12.0
+# float TFLite vs its PyTorch graph: float32 sums in another order, ~1e-5 of the logits' size
+FLOAT_ABS, FLOAT_REL = 1e-4, 3e-5
+# int8 vs the checkpoint's float model. Each bound is a floor in output LSBs (the int8 output's
+# scale) or a fraction of the logits' spread over the images (their std), whichever is larger, so no
+# bound is ill-conditioned: a near-constant model still gets the LSB floor, and a finer output
+# scale (tighter ranges) does not turn upstream rounding into a failure. Measured on the constructed
+# C4 / conventional w0.25 models: mean 2.1 / 1.6 LSB (0.49 / 0.52 std), worst 7.6 / 6.0 LSB (1.8 / 1.9
+# std); the perturbed model in the last test: mean 9.1 LSB (2.8 std), worst 19.5 LSB (6.0 std).
+MEAN_LSB, MEAN_STD = 4.0, 0.7
+MAX_LSB, MAX_STD = 14.0, 2.5
 
 
 def _settings_arena(out: Path) -> int:
@@ -44,10 +45,8 @@ def case(request, tmp_path_factory, demo_dir):
     if ckpt_env:
         if request.param == "conventional":
             pytest.skip("E2MICRO_CHECKPOINT given: only that model is checked")  # not counted as a pass
-        from conftest import _convert
-
         ckpt = Path(ckpt_env)
-        out = _convert(ckpt, demo_dir, tmp_path_factory.mktemp("user") / "tflite")
+        out = request.getfixturevalue("convert_checkpoint")(ckpt, tmp_path_factory.mktemp("user") / "tflite")
     else:
         name = "c4" if request.param == "equivariant" else "plain"
         ckpt = request.getfixturevalue(f"{name}_checkpoint")
@@ -93,28 +92,24 @@ def _exported_graph(model, out: Path):
 
 
 def test_float_tflite_matches_pytorch(run):
-    """The float .tflite computes its PyTorch graph (the DFQ-transformed export) to 1e-4."""
-    assert np.abs(run["float"] - run["exported"]).max() <= FLOAT_TOL
+    """The float .tflite computes its PyTorch graph (the DFQ-transformed export) to float32 rounding."""
+    ref = run["exported"]
+    assert np.abs(run["float"] - ref).max() <= FLOAT_ABS + FLOAT_REL * np.abs(ref).max()
 
 
 def int8_failures(ref, q, scale, zp) -> list[str]:
     deq = (q.astype(np.float64) - zp) * scale
-    lsb = np.abs(deq - ref) / scale
-    agree = (q.argmax(1) == ref.argmax(1)).mean()
-    spread = float(ref.max() - ref.min())
-    fails = []
-    print(f"int8 vs PyTorch: agreement {agree:.3f}, mean {lsb.mean():.2f} LSB, max {lsb.max():.1f} LSB, "
-          f"scale {scale:.4g}, max |Δ| {np.abs(deq - ref).max():.3f}, mean |Δ| {np.abs(deq - ref).mean():.3f}, "
-          f"spread {spread:.3f}")
-    if agree < MIN_AGREEMENT:
-        fails.append(f"argmax agreement {agree:.3f} < {MIN_AGREEMENT}")
     err = np.abs(deq - ref)
-    if err.mean() > MAX_MEAN_REL * spread:
-        fails.append(f"mean |Δlogit| {err.mean():.3f} > {MAX_MEAN_REL:.0%} of the logit spread {spread:.3f}")
-    if err.max() > MAX_REL * spread:
-        fails.append(f"max |Δlogit| {err.max():.3f} > {MAX_REL:.0%} of the logit spread {spread:.3f}")
-    if lsb.max() > MAX_LSB:
-        fails.append(f"max |Δlogit| {lsb.max():.1f} LSB > {MAX_LSB}")
+    std = float(ref.std(0).mean())
+    agree = float((q.argmax(1) == ref.argmax(1)).mean())
+    print(f"int8 vs PyTorch: mean {err.mean() / scale:.2f} LSB ({err.mean() / std:.2f} std), max {err.max() / scale:.1f} LSB "
+          f"({err.max() / std:.2f} std); scale {scale:.4g}, logit std {std:.3f}; top-1 agreement {agree:.3f}")
+    fails = []
+    mean_tol, max_tol = max(MEAN_LSB * scale, MEAN_STD * std), max(MAX_LSB * scale, MAX_STD * std)
+    if err.mean() > mean_tol:
+        fails.append(f"mean |Δlogit| {err.mean():.3f} > {mean_tol:.3f} (max of {MEAN_LSB} LSB, {MEAN_STD} std)")
+    if err.max() > max_tol:
+        fails.append(f"max |Δlogit| {err.max():.3f} > {max_tol:.3f} (max of {MAX_LSB} LSB, {MAX_STD} std)")
     return fails
 
 
@@ -172,4 +167,4 @@ def test_checks_catch_a_broken_conversion(converted_c4, c4_checkpoint, demo_dir)
     scale, zp = broken.out["quantization"]
     fails = int8_failures(ref, broken(pixels_to_int8(x)), scale, zp)
     print("broken conversion:", fails)
-    assert len(fails) >= 2  # more than one of the bounds catches it
+    assert len(fails) == 2  # both bounds catch it
