@@ -40,9 +40,6 @@ class RangesTable:
         return {"method": self.method, "notes": self.notes,
                 "ranges": {k: [lo, hi] for k, (lo, hi) in self.ranges.items()}}
 
-    def missing(self, points: list[Point]) -> list[str]:
-        return [p.key for p in points if p.key not in self.ranges]
-
 
 def observe(model, batches, points: list[Point] | None = None) -> tuple[dict[str, tuple[float, float]], int]:
     """({key: global (min, max)}, images seen) over the batches (streaming: nothing stored)."""

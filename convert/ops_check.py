@@ -1,13 +1,13 @@
-"""The op contract: only ops that both TFLM and the Edge TPU run, in shapes both accept."""
+"""The op contract (op_table.OPS): only ops that both TFLM and the Edge TPU run, in shapes both accept."""
 from __future__ import annotations
 
 import math
 
 from .errors import ConversionError
+from .op_table import OPS
 from .tflite_graph import Graph
 
-ALLOWED = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "PAD", "MEAN", "AVERAGE_POOL_2D", "FULLY_CONNECTED",
-           "RESHAPE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE")
+ALLOWED = tuple(OPS)
 
 
 def check_ops(graph: Graph, what: str) -> None:

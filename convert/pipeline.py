@@ -177,6 +177,7 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
         (out / "model_float.tflite").write_bytes(flt)
 
     with progress.stage("int8 TFLite from the ranges table"), captured_output() as log:
+        check_ops(Graph(calibrated), "the float model")  # before the map, so an op outside the contract is named as such
         mapping = map_tensors(Graph(calibrated), points)
         try:
             q = int8_tflite(apply_ranges(calibrated, mapping, table), opts.dfq.per_channel)
@@ -184,8 +185,8 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
             raise
         except Exception as e:  # noqa: BLE001
             raise ConversionError(f"TFLite quantization failed: {_last_line(log(), e)}") from None
-        graph, fgraph = Graph(q), Graph(flt)
-        check_ops(fgraph, "the float model")
+        graph = Graph(q)
+        check_ops(Graph(flt), "the float model")
         check_ops(graph, "the int8 model")
         trace = trace_quantization(graph, map_tensors(graph, points), table)
         (out / "model_int8.tflite").write_bytes(q)

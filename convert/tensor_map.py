@@ -13,11 +13,11 @@ import numpy as np
 from calibration.points import INPUT, Point
 
 from .errors import ConversionError
+from .op_table import OPS
 from .tflite_graph import Graph
 
-KIND = {"CONV_2D": "Conv", "DEPTHWISE_CONV_2D": "Conv", "FULLY_CONNECTED": "Gemm", "ADD": "Add", "MUL": "Mul",
-        "MEAN": "ReduceMean"}
-ALIASES = ("PAD", "RESHAPE")
+KIND = {name: op.kind for name, op in OPS.items() if op.kind}
+ALIASES = tuple(name for name, op in OPS.items() if op.alias)
 ACT = {"relu6": "RELU6", "relu": "RELU", "none": "NONE"}
 
 

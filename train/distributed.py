@@ -31,13 +31,6 @@ class Dist:
         dist.all_reduce(t)
         return t.tolist()
 
-    def broadcast_flag(self, flag: bool) -> bool:
-        if self.world == 1:
-            return flag
-        t = torch.tensor([int(flag)], device=self.device)
-        dist.broadcast(t, 0)
-        return bool(t.item())
-
 
 def setup(device: str | None = None) -> Dist:
     """Join the process group when launched by torchrun, pick the device."""

@@ -61,9 +61,6 @@ class ArchSpec:
     def final_size(self) -> int:
         return self.blocks[-1].out_size
 
-    def grid_sizes(self) -> list[int]:
-        return [self.stem_size] + [b.out_size for b in self.blocks]
-
 
 def decode(width: float, divisor: int, input_size: int) -> ArchSpec:
     """Channel counts (multiples of `divisor`, i.e. whole regular fields) and grid sizes."""

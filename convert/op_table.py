@@ -1,0 +1,31 @@
+"""The op contract, in one table: every TFLite op a converted model may contain.
+
+For each op: the TFLM `MicroMutableOpResolver` call that registers it (model_ops.h), and how the
+tensor map ties its output to the model's activations (`kind`: the ONNX op of the activation point
+it produces; `alias`: its output is its input, as for the PADs onnx2tf inserts). Anything else
+fails the op check (ops_check.py) before any other stage looks at the graph. All of them are in
+the Edge TPU's op table (edgetpu.EDGETPU_OPS; a test holds the two side by side), and the
+README's op list is this table (a test checks that too).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Op:
+    resolver: str
+    kind: str | None = None  # activation point kind the output maps to
+    alias: bool = False  # output aliases the input (same scale, same values)
+
+
+OPS: dict[str, Op] = {
+    "CONV_2D": Op("AddConv2D", kind="Conv"),
+    "DEPTHWISE_CONV_2D": Op("AddDepthwiseConv2D", kind="Conv"),
+    "ADD": Op("AddAdd", kind="Add"),
+    "MUL": Op("AddMul", kind="Mul"),
+    "MEAN": Op("AddMean", kind="ReduceMean"),
+    "FULLY_CONNECTED": Op("AddFullyConnected", kind="Gemm"),
+    "PAD": Op("AddPad", alias=True),
+    "RESHAPE": Op("AddReshape", alias=True),
+}
