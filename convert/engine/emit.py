@@ -53,10 +53,16 @@ class _Source:
     def __init__(self):
         self.arrays: list[str] = []
         self.structs: list[str] = []
+        self.shared: dict[tuple, str] = {}
 
-    def array(self, name: str, a: np.ndarray | None) -> str:
+    def array(self, name: str, a: np.ndarray | None, share: bool = False) -> str:
+        """share: one copy of identical contents (index tables)."""
         if a is None:
             return "NULL"
+        key = (a.dtype.str, a.tobytes())
+        if share and key in self.shared:
+            return self.shared[key]
+        self.shared.setdefault(key, name)
         self.arrays.append(c_array(name, a))
         return name
 
@@ -73,14 +79,15 @@ def _q(src: _Source, p: str, s: Stored) -> dict:
 
 def _pw(src: _Source, p: str, conv: Conv, s: Stored) -> str:
     cout, cin = conv.out_shape[2], conv.in_shape[2]
-    return src.struct("e2m_pw", p, {"cin": cin, "cout": cout, "n": s.n, "w": src.array(f"{p}_w", s.w), **_q(src, p, s),
+    return src.struct("e2m_pw", p, {"cin": cin, "cout": cout, "n": s.n, "w": src.array(f"{p}_w", s.w),
+                                    "table": src.array(f"{p}_table", s.perm, share=True), **_q(src, p, s),
                                     "out_off": conv.out_off, "act_min": conv.act[0], "act_max": conv.act[1]})
 
 
 def _dw(src: _Source, p: str, conv: Conv, s: Stored) -> str:
     return src.struct("e2m_dw", p, {"c": conv.out_shape[2], "n": s.n, "q": s.n // 4, "k": conv.kernel,
                                     "stride": conv.stride, "pad": conv.pad, "w": src.array(f"{p}_w", s.w),
-                                    "perm": src.array(f"{p}_perm", s.perm), **_q(src, p, s),
+                                    "perm": src.array(f"{p}_perm", s.perm, share=True), **_q(src, p, s),
                                     "in_off": conv.in_off, "out_off": conv.out_off, "act_min": conv.act[0],
                                     "act_max": conv.act[1]})
 
@@ -102,7 +109,7 @@ def source(plan: Plan, mem: Memory, stored: dict[str, Stored]) -> str:
     stem = src.struct("e2m_stem", "stem", {
         "h": h, "w": w, "cin": cin, "cout": st.out_shape[2], "ow": st.out_shape[1], "k": st.kernel,
         "stride": st.stride, "pad": st.pad, "n": s.n, "q": s.n // 4, **_q(src, "stem", s),
-        "w8": src.array("stem_w", s.w), "perm": src.array("stem_perm", s.perm), "in_off": st.in_off,
+        "w8": src.array("stem_w", s.w), "perm": src.array("stem_perm", s.perm, share=True), "in_off": st.in_off,
         "out_off": st.out_off, "act_min": st.act[0], "act_max": st.act[1], "mask": "&" + mask})
     calls = []
     kinds = {"stem": "E2M_STEM", "expand": "E2M_EXPAND", "from_x": "E2M_FROM_X"}
@@ -124,11 +131,10 @@ def source(plan: Plan, mem: Memory, stored: dict[str, Stored]) -> str:
         blk = src.struct("e2m_block", p, {
             "producer": kinds[m.producer], "h": hh, "w": ww, "cin": xin, "hidden": hidden, "oh": oh, "ow": ow,
             "cout": cout, "stem": "&stem" if m.producer == "stem" else "NULL", "expand": ex, "dw": "&" + dw,
-            "project": "&" + pj, "add": add})
-        x = "NULL" if m.x_off is None else f"(const int8_t *)(arena + {m.x_off})"
-        calls.append(f"  e2m_block_run(&{blk}, input, {x}, (int8_t *)(arena + {m.y_off}), (int8_t *)(arena + {m.ring}),"
-                     f"\n                (int8_t *)(arena + {m.drow}), (int8_t *)(arena + {m.prow}), "
-                     f"(int32_t *)(void *)(arena + {m.acc}));")
+            "project": "&" + pj, "add": add, "x_off": -1 if m.x_off is None else m.x_off, "y_off": m.y_off,
+            "ring_off": m.ring, "drow_off": m.drow, "prow_off": m.prow, "acc_off": m.acc, "wexp_off": m.wexp,
+            "dwexp_off": m.dwexp})
+        calls.append(f"  e2m_block_run(&{blk}, input, arena);")
     hd = plan.head
     conv = _pw(src, "head_conv", hd.conv, stored[hd.conv.name])
     hmask = _mask(src, "head_mask", hd.mask)
@@ -141,8 +147,8 @@ def source(plan: Plan, mem: Memory, stored: dict[str, Stored]) -> str:
         "fc_shift": src.array("fc_shift", hd.fc_shift.astype(np.int8)), "fc_in_off": hd.fc_in_off,
         "fc_w_off": hd.fc_w_off, "fc_out_off": hd.fc_out_off, "fc_act_min": hd.fc_act[0],
         "fc_act_max": hd.fc_act[1]})
-    calls.append(f"  e2m_head_run(&{head}, (const int8_t *)(arena + {mem.head_x_off}), output, "
-                 f"(int8_t *)(arena + {mem.head_row}), (int32_t *)(void *)(arena + {mem.head_sum}));")
+    calls.append(f"  e2m_head_run(&{head}, (const int8_t *)(arena + {mem.head_x_off}), output, arena, {mem.head_row}, "
+                 f"{mem.head_sum}, {mem.head_wexp});")
     invoke = ("int e2m_invoke(const int8_t *input, int8_t *output, uint8_t *arena) {\n"
               "  if (input == NULL || output == NULL || arena == NULL) return 1;\n"
               "  if (((uintptr_t)arena & 3u) != 0) return 2;\n" + "\n".join(calls) + "\n  return 0;\n}\n")

@@ -27,6 +27,9 @@ class Symmetry:
             return cls("none", 0, 0, False)
         return cls(g.name, g.order, g.n, g.kind == "C")
 
+    def table(self):
+        return storage.group_table(self.name)
+
 
 @dataclass
 class Engine:
@@ -45,7 +48,8 @@ class Engine:
     @property
     def weights_bytes(self) -> int:
         """Every const byte the model's C holds (weights, requantisation parameters, masks)."""
-        return (sum(s.bytes for s in self.stored.values()) + self.fc_param_bytes
+        tables = {s.perm.tobytes() for s in self.stored.values() if s.perm is not None}
+        return (sum(s.bytes for s in self.stored.values()) + self.fc_param_bytes + sum(map(len, tables))
                 + self.plan.input_mask.mask.size + self.plan.head.mask.mask.size)
 
 
@@ -65,20 +69,15 @@ def _store(plan: Plan, sym: Symmetry) -> dict[str, storage.Stored]:
 
 
 def _pointwise(conv, sym: Symmetry) -> storage.Stored:
-    w2 = conv.w[:, 0, 0, :]
-    s = storage.pointwise(w2, conv.bias, conv.mult, conv.shift, conv.in_off, sym.field if sym.cyclic else 0)
-    if sym.field and not sym.cyclic:
-        s.reason = f"{sym.name}: group-table (non-cyclic) storage is not implemented"
-        s.qtie, b, m, sh = storage.tie_params(s.bias, s.mult, s.shift, sym.field)
-        s.bias, s.mult, s.shift = b, m, sh.astype("int8")
-    return s
+    table = None if sym.cyclic or not sym.field else sym.table()
+    return storage.pointwise(conv.w[:, 0, 0, :], conv.bias, conv.mult, conv.shift, conv.in_off, sym.field, table)
 
 
 def generate(graph, group: str | None, labels: list[str]) -> Engine:
     plan = build_plan(graph)
     sym = Symmetry.of(group)
     stored = _store(plan, sym)
-    mem = plan_memory(plan)
+    mem = plan_memory(plan, stored)
     e = Engine(plan, mem, stored, sym, "", "")
     e.h = header(plan, mem, labels, e.weights_bytes)
     e.c = source(plan, mem, stored)

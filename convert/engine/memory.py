@@ -2,8 +2,9 @@
 
 Activations between blocks live in one region; a block's output is written row by row over
 input rows it no longer needs (shifted down by the least amount that keeps every input row it
-still reads intact), or beside it when that is smaller. Scratch (the ring of expanded rows, one
-depthwise row, one projected row, int32 accumulators; the head's row and sums) follows it."""
+still reads intact), or beside it when that is smaller. Each stage's scratch (the ring of
+expanded rows, one depthwise row, one projected row, int32 accumulators, expanded weights; the
+head's row and sums) follows the activations that stage keeps live."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,24 +29,27 @@ class BlockMem:
     drow: int
     prow: int
     acc: int  # offsets (absolute, into the arena)
+    wexp: int  # one output field of a stored 1×1 conv, expanded
+    dwexp: int  # the depthwise orbit expanded to dense
     scratch_bytes: int
     in_place: bool
 
 
 @dataclass
 class Memory:
-    main_bytes: int
-    scratch_off: int
+    main_bytes: int  # peak of the activations between blocks
     arena_bytes: int
     blocks: list[BlockMem]
     head_x_off: int
     head_row: int
     head_sum: int
+    head_wexp: int
     layout: str  # "in place" or "ping-pong"
 
     def to_dict(self) -> dict:
         return {"arena_bytes": self.arena_bytes, "activations_bytes": self.main_bytes,
-                "scratch_bytes": self.arena_bytes - self.scratch_off, "layout": self.layout,
+                "peak_scratch_bytes": max([b.scratch_bytes for b in self.blocks] + [self.arena_bytes - self.head_row]),
+                "layout": self.layout,
                 "blocks": [{"block": i, "producer": b.producer, "input_offset": b.x_off, "input_bytes": b.x_bytes,
                             "output_offset": b.y_off, "output_bytes": b.y_bytes, "overlaps_input": b.in_place,
                             "scratch_bytes": b.scratch_bytes} for i, b in enumerate(self.blocks)],
@@ -83,14 +87,32 @@ def _shift_needed(plan: Plan, i: int) -> int:
     return need
 
 
-def plan_memory(plan: Plan) -> Memory:
+def _scratch(plan: Plan, stored: dict, i: int) -> int:
+    """Bytes of block i's scratch, laid out as plan_memory lays it out."""
+    b = plan.blocks[i]
+    h, w, hidden = b.dw.in_shape
+    oh, ow, cout = b.project.out_shape
+    ring = 0 if producer(plan, i) == "from_x" else b.dw.kernel * w * hidden
+    pws = [(c, stored[c.name]) for c in (b.expand, b.project) if c is not None]
+    wexp = max([s.n * c.in_shape[2] for c, s in pws if s.n] + [0])
+    return (_up(ring + ow * hidden + ow * cout) + 4 * hidden + wexp
+            + (b.dw.kernel ** 2 * hidden if stored[b.dw.name].n else 0))
+
+
+def _head_scratch(plan: Plan, stored: dict) -> int:
+    c = plan.head.conv.out_shape[2]
+    return _up(c) + 4 * c + stored[plan.head.conv.name].n * plan.head.conv.in_shape[2]
+
+
+def plan_memory(plan: Plan, stored: dict) -> Memory:
     sizes = [b.project.out_shape[0] * b.project.out_shape[1] * b.project.out_shape[2] for b in plan.blocks]
     # Each block's output goes D_i below its input (overlapping it), or beside it (below
     # offset-0-aligned, or right after it); the least peak over all choices, by dynamic programming
     # over the few distinct offsets.
-    best = {0: (sizes[0], [0])}  # offset of the current tensor → (peak so far, offsets)
+    # The peak counts each stage's scratch on top of what it keeps live.
+    best = {0: (_up(sizes[0]) + _scratch(plan, stored, 0), [0])}  # offset → (peak so far, offsets)
     for i in range(1, len(sizes)):
-        d, nxt = _shift_needed(plan, i), {}
+        d, nxt, scr = _shift_needed(plan, i), {}, _scratch(plan, stored, i)
         for ox, (peak, offs) in best.items():
             cands = {ox + sizes[i - 1]}
             if ox - d >= 0:
@@ -98,11 +120,14 @@ def plan_memory(plan: Plan) -> Memory:
             if sizes[i] <= ox:
                 cands.add(0)
             for oy in cands:
-                cand = (max(peak, oy + sizes[i]), offs + [oy])
+                live = max(oy + sizes[i], ox + sizes[i - 1])
+                cand = (max(peak, _up(live) + scr), offs + [oy])
                 if oy not in nxt or cand[0] < nxt[oy][0]:
                     nxt[oy] = cand
         best = nxt
-    main, offs = min(best.values(), key=lambda v: (v[0], v[1]))
+    hs = _head_scratch(plan, stored)
+    _, offs = min(best.items(), key=lambda kv: (max(kv[1][0], _up(kv[0] + sizes[-1]) + hs), kv[1][1]))[1]
+    main = max(o + sz for o, sz in zip(offs, sizes))
     overlapped = sum(1 for i in range(1, len(offs)) if not (offs[i] + sizes[i] <= offs[i - 1]
                                                              or offs[i - 1] + sizes[i - 1] <= offs[i]))
     layout = f"{overlapped} of {len(offs) - 1} blocks write over their own input"
@@ -112,19 +137,26 @@ def plan_memory(plan: Plan) -> Memory:
         kind = producer(plan, i)
         h, w, hidden = b.dw.in_shape
         oh, ow, cout = b.project.out_shape
+        x_off = None if i == 0 else offs[i - 1]
+        x_bytes = 0 if i == 0 else sizes[i - 1]
+        # this block's scratch starts right after the activations it keeps live
+        r0 = _up(max(offs[i] + sizes[i], (x_off or 0) + x_bytes))
         ring = 0 if kind == "from_x" else b.dw.kernel * w * hidden
-        r0 = main_al
         d0 = r0 + ring
         p0 = d0 + ow * hidden
         a0 = _up(p0 + ow * cout)
-        end = a0 + 4 * hidden
+        w0 = a0 + 4 * hidden
+        pws = [(c, stored[c.name]) for c in (b.expand, b.project) if c is not None]
+        wexp = max([s.n * c.in_shape[2] for c, s in pws if s.n] + [0])
+        dw0 = w0 + wexp
+        end = dw0 + (b.dw.kernel ** 2 * hidden if stored[b.dw.name].n else 0)
         scratch_end = max(scratch_end, end)
-        x_off = None if i == 0 else offs[i - 1]
-        x_bytes = 0 if i == 0 else sizes[i - 1]
         overl = x_off is not None and not (offs[i] + sizes[i] <= x_off or x_off + x_bytes <= offs[i])
-        blocks.append(BlockMem(kind, x_off, offs[i], x_bytes, sizes[i], r0, d0, p0, a0, end - main_al, overl))
+        blocks.append(BlockMem(kind, x_off, offs[i], x_bytes, sizes[i], r0, d0, p0, a0, w0, dw0, end - r0, overl))
     c = plan.head.conv.out_shape[2]
-    head_row = main_al
+    head_row = _up(offs[-1] + sizes[-1])
     head_sum = _up(head_row + c)
-    scratch_end = max(scratch_end, head_sum + 4 * c)
-    return Memory(main_al, main_al, _up(scratch_end), blocks, offs[-1], head_row, head_sum, layout)
+    head_wexp = head_sum + 4 * c
+    hs = stored[plan.head.conv.name]
+    scratch_end = max(scratch_end, head_wexp + hs.n * plan.head.conv.in_shape[2])
+    return Memory(main_al, _up(scratch_end), blocks, offs[-1], head_row, head_sum, head_wexp, layout)

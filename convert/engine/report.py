@@ -73,7 +73,8 @@ def markdown(rep: dict) -> str:
                      f"{r['params_per']} | {r['dense_because'] or ''} |")
     m = rep["memory"]
     lines += ["", f"## Memory plan ({m['layout']})", "",
-              f"activations {m['activations_bytes']} bytes, scratch {m['scratch_bytes']} bytes", "",
+              f"activations peak {m['activations_bytes']} bytes, largest stage scratch {m['peak_scratch_bytes']} bytes, "
+              f"arena {m['arena_bytes']} bytes", "",
               "| block | rows from | input @ bytes | output @ bytes | overlaps input | scratch |", "|---|---|---|---|---|---|"]
     for b in m["blocks"]:
         inp = "image (via the stem)" if b["input_offset"] is None else f"{b['input_offset']} + {b['input_bytes']}"

@@ -34,7 +34,8 @@ class Stored:
 
     @property
     def param_bytes(self) -> int:
-        return sum(int(a.size * a.itemsize) for a in (self.bias, self.mult, self.shift, self.perm) if a is not None)
+        """Requantisation parameters (the index tables are shared: counted once per model)."""
+        return sum(int(a.size * a.itemsize) for a in (self.bias, self.mult, self.shift) if a is not None)
 
     @property
     def bytes(self) -> int:
@@ -70,8 +71,19 @@ def _finish(s: Stored, bias, mult, shift, n: int) -> Stored:
     return s
 
 
-def pointwise(w2: np.ndarray, bias, mult, shift, in_off: int, n: int) -> Stored:
-    """w2: (Cout, Cin) int8. The input offset is folded into the bias (exact: no padding)."""
+def group_table(group: str) -> np.ndarray:
+    """T[a][b] = index of g_a⁻¹·g_b in e2cnn's element order (the regular representation's basis):
+    an equivariant 1×1 conv between regular fields has W[F·n+a][G·n+b] = c[F][G][T[a][b]]."""
+    from train.groups import parse_group
+
+    g = parse_group(group).gspace().fibergroup
+    e = list(g.elements)
+    return np.array([[e.index(g.combine(g.inverse(a), b)) for b in e] for a in e], np.uint8)
+
+
+def pointwise(w2: np.ndarray, bias, mult, shift, in_off: int, n: int, table: np.ndarray | None = None) -> Stored:
+    """w2: (Cout, Cin) int8. The input offset is folded into the bias (exact: no padding). With a
+    group table (D_N) the blocks follow it; without, they are circulant (C_N, T[a][b] = b − a mod n)."""
     cout, cin = w2.shape
     folded = np.asarray(bias, np.int64) + in_off * w2.astype(np.int64).sum(axis=1)
     if np.abs(folded).max(initial=0) >= 2 ** 31:
@@ -84,14 +96,19 @@ def pointwise(w2: np.ndarray, bias, mult, shift, in_off: int, n: int) -> Stored:
         return _finish(dense, folded, mult, shift, n)
     blocks = w2.reshape(cout // n, n, cin // n, n).transpose(0, 2, 1, 3)  # F, G, a, b
     row0 = blocks[:, :, 0, :]
-    expect = np.stack([np.roll(row0, a, axis=-1) for a in range(n)], axis=2)
+    if table is None:
+        expect = np.stack([np.roll(row0, a, axis=-1) for a in range(n)], axis=2)
+        what = "block-circulant"
+    else:
+        expect = row0[:, :, table]  # (F, G, a, b) = row0[F, G, T[a][b]]
+        what = "the group table"
     bad = np.argwhere(expect != blocks)
     if len(bad):
         f, g, a, b = bad[0]
-        dense.reason = (f"not block-circulant: output {f * n + a}, input {g * n + b} differs from row 0 shifted by {a} "
-                        f"({len(bad)} weights)")
+        dense.reason = (f"not {what}: output {f * n + a}, input {g * n + b} breaks it ({len(bad)} weights)")
         return _finish(dense, folded, mult, shift, n)
-    s = Stored("circulant", np.ascontiguousarray(row0.reshape(-1)), n=n, dense_bytes=w2.size)
+    s = Stored("circulant" if table is None else "group table", np.ascontiguousarray(row0.reshape(-1)), n=n,
+               perm=None if table is None else table.reshape(-1), dense_bytes=w2.size)
     return _finish(s, folded, mult, shift, n)
 
 

@@ -50,38 +50,92 @@ static int8_t e2m_requant(int32_t acc, int32_t m, int shift, int32_t off, int32_
   return (int8_t)v;
 }
 
-/* 1x1 convolution. Dense: w[cout][cin]. Circulant (C_N regular fields, n > 0): one row of
- * n values per (output field, input field) block; row a of a block is row 0 shifted by a:
- * w[F*n + a][G*n + b] = c[F][G][(b - a) mod n]. The input offset is folded into bias. */
+/* 1x1 convolution. Dense: w[cout][cin]. Between regular fields (n > 0): one row of n values
+ * per (output field, input field) block; circulant (C_N, table NULL): row a of a block is row 0
+ * shifted by a, w[F*n + a][G*n + b] = c[F][G][(b - a) mod n]; group table (D_N):
+ * w[F*n + a][G*n + b] = c[F][G][table[a*n + b]]. The input offset is folded into bias. */
 typedef struct {
   int cin, cout, n, qtie;          /* qtie: requantisation parameters shared by qtie channels */
   const int8_t *w;
+  const uint8_t *table;
   const int32_t *bias, *mult;
   const int8_t *shift;
   int32_t out_off, act_min, act_max;
 } e2m_pw;
 
-static void e2m_pw_row(const e2m_pw *p, const int8_t *x, int pixels, int8_t *y) {
-  int px, o, i;
-  for (px = 0; px < pixels; ++px, x += p->cin, y += p->cout) {
-    for (o = 0; o < p->cout; ++o) {
-      const int q = o / p->qtie;
-      int32_t acc = p->bias[q];
-      if (p->n == 0) {
-        const int8_t *w = p->w + (size_t)o * p->cin;
-        for (i = 0; i < p->cin; ++i) acc += (int32_t)w[i] * x[i];
+/* Four output channels at once: each input byte loaded once for four multiply-accumulates. */
+static void e2m_dot4(const int8_t *w, int cin, const int8_t *x, int32_t *acc) {
+  const int8_t *w0 = w, *w1 = w + cin, *w2 = w + 2 * cin, *w3 = w + 3 * cin;
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  int i;
+  for (i = 0; i < cin; ++i) {
+    const int32_t xi = x[i];
+    a0 += (int32_t)w0[i] * xi;
+    a1 += (int32_t)w1[i] * xi;
+    a2 += (int32_t)w2[i] * xi;
+    a3 += (int32_t)w3[i] * xi;
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+
+/* The dense rows of output field f (n rows of cin) from its stored form, into wbuf. */
+static void e2m_pw_expand(const e2m_pw *p, int f, int8_t *wbuf) {
+  const int n = p->n, cin = p->cin, fields_in = cin / n;
+  const int8_t *c = p->w + (size_t)f * fields_in * n;
+  int a, g, b;
+  for (a = 0; a < n; ++a) {
+    int8_t *dst = wbuf + (size_t)a * cin;
+    for (g = 0; g < fields_in; ++g) {
+      const int8_t *cg = c + g * n;
+      if (p->table == NULL) {
+        for (b = a; b < n; ++b) dst[g * n + b] = cg[b - a];
+        for (b = 0; b < a; ++b) dst[g * n + b] = cg[n - a + b];
       } else {
-        const int n = p->n, a = o % n, fields_in = p->cin / n;
-        const int8_t *c = p->w + (size_t)(o / n) * fields_in * n;
-        const int8_t *xs = x;
-        int g, b;
-        for (g = 0; g < fields_in; ++g, c += n, xs += n) {
-          for (b = a; b < n; ++b) acc += (int32_t)c[b - a] * xs[b];
-          for (b = 0; b < a; ++b) acc += (int32_t)c[n - a + b] * xs[b];
-        }
+        const uint8_t *t = p->table + (size_t)a * n;
+        for (b = 0; b < n; ++b) dst[g * n + b] = cg[t[b]];
       }
-      y[o] = e2m_requant(acc, p->mult[q], p->shift[q], p->out_off, p->act_min, p->act_max);
     }
+  }
+}
+
+/* Output channels o0 .. o0+rows-1 of one pixel, from dense rows w. */
+static void e2m_pw_pixel(const e2m_pw *p, const int8_t *w, int o0, int rows, const int8_t *x, int8_t *y) {
+  const int cin = p->cin;
+  int32_t acc[4];
+  int r = 0, j;
+  for (; r + 4 <= rows; r += 4) {
+    for (j = 0; j < 4; ++j) acc[j] = p->bias[(o0 + r + j) / p->qtie];
+    e2m_dot4(w + (size_t)r * cin, cin, x, acc);
+    for (j = 0; j < 4; ++j) {
+      const int q = (o0 + r + j) / p->qtie;
+      y[r + j] = e2m_requant(acc[j], p->mult[q], p->shift[q], p->out_off, p->act_min, p->act_max);
+    }
+  }
+  for (; r < rows; ++r) {
+    const int q = (o0 + r) / p->qtie;
+    const int8_t *wr = w + (size_t)r * cin;
+    int32_t a = p->bias[q];
+    int i;
+    for (i = 0; i < cin; ++i) a += (int32_t)wr[i] * x[i];
+    y[r] = e2m_requant(a, p->mult[q], p->shift[q], p->out_off, p->act_min, p->act_max);
+  }
+}
+
+/* A row of pixels, output field by output field (a stored field is expanded once per row). */
+static void e2m_pw_row(const e2m_pw *p, const int8_t *x, int pixels, int8_t *y, int8_t *wbuf) {
+  const int group = p->n ? p->n : p->cout;
+  int o0, px;
+  for (o0 = 0; o0 < p->cout; o0 += group) {
+    const int8_t *w = p->w + (size_t)o0 * p->cin;
+    if (p->n) {
+      e2m_pw_expand(p, o0 / p->n, wbuf);
+      w = wbuf;
+    }
+    for (px = 0; px < pixels; ++px)
+      e2m_pw_pixel(p, w, o0, group, x + (size_t)px * p->cin, y + (size_t)px * p->cout + o0);
   }
 }
 
@@ -96,9 +150,23 @@ typedef struct {
   int32_t in_off, out_off, act_min, act_max;
 } e2m_dw;
 
-/* rows[ky]: input row top+ky, NULL outside the grid (TFLM skips those taps). */
-static void e2m_dw_row(const e2m_dw *d, const int8_t *const *rows, int w, int ow, int8_t *y, int32_t *acc) {
+/* The orbit's filters as the dense [k*k][c] layout (once per block, into scratch). */
+static const int8_t *e2m_dw_weights(const e2m_dw *d, int8_t *buf) {
+  const int c = d->c, kk = d->k * d->k, n = d->n, q = d->q;
+  int ch, tap;
+  if (n == 0) return d->w;
+  for (ch = 0; ch < c; ++ch) {
+    const int f = ch / n, j = (ch % n) / q, r = ch % q;
+    for (tap = 0; tap < kk; ++tap) buf[(size_t)tap * c + ch] = d->w[((size_t)f * kk + d->perm[j * kk + tap]) * q + r];
+  }
+  return buf;
+}
+
+/* rows[ky]: input row top+ky, NULL outside the grid (TFLM skips those taps); w: dense [k*k][c]. */
+static void e2m_dw_row(const e2m_dw *d, const int8_t *w, const int8_t *const *rows, int width, int ow, int8_t *y,
+                       int32_t *acc) {
   const int c = d->c, k = d->k;
+  const int32_t off = d->in_off;
   int ox, ch, ky, kx;
   for (ox = 0; ox < ow; ++ox, y += c) {
     const int left = ox * d->stride - d->pad;
@@ -106,25 +174,12 @@ static void e2m_dw_row(const e2m_dw *d, const int8_t *const *rows, int w, int ow
     for (ky = 0; ky < k; ++ky) {
       if (rows[ky] == NULL) continue;
       for (kx = 0; kx < k; ++kx) {
-        const int ix = left + kx, tap = ky * k + kx;
-        const int8_t *x;
-        if (ix < 0 || ix >= w) continue;
+        const int ix = left + kx;
+        const int8_t *x, *wt;
+        if (ix < 0 || ix >= width) continue;
         x = rows[ky] + (size_t)ix * c;
-        if (d->n == 0) {
-          const int8_t *wt = d->w + (size_t)tap * c;
-          for (ch = 0; ch < c; ++ch) acc[ch] += (int32_t)wt[ch] * ((int32_t)x[ch] + d->in_off);
-        } else {
-          const int n = d->n, q = d->q, kk = k * k;
-          int f, j, r;
-          for (f = 0; f < c / n; ++f) {
-            for (j = 0; j < 4; ++j) {
-              const int8_t *wb = d->w + ((size_t)f * kk + d->perm[j * kk + tap]) * q;
-              const int8_t *xs = x + f * n + j * q;
-              int32_t *as = acc + f * n + j * q;
-              for (r = 0; r < q; ++r) as[r] += (int32_t)wb[r] * ((int32_t)xs[r] + d->in_off);
-            }
-          }
-        }
+        wt = w + (size_t)(ky * k + kx) * c;
+        for (ch = 0; ch < c; ++ch) acc[ch] += (int32_t)wt[ch] * ((int32_t)x[ch] + off);
       }
     }
     for (ch = 0; ch < c; ++ch) {
@@ -218,7 +273,8 @@ static void e2m_add_row(const e2m_add *a, const int8_t *res, int8_t *p, int len)
 }
 
 /* One inverted-residual block, streamed: for each output row, produce the input rows its
- * depthwise window needs (ring of k rows), one depthwise row, project it, add the residual. */
+ * depthwise window needs (ring of k rows), one depthwise row, project it, add the residual.
+ * Offsets are into the arena (the generator's memory plan); x_off < 0: rows come from the stem. */
 typedef struct {
   int producer, h, w, cin, hidden, oh, ow, cout;
   const e2m_stem *stem;
@@ -226,14 +282,20 @@ typedef struct {
   const e2m_dw *dw;
   const e2m_pw *project;
   const e2m_add *add;
+  long x_off, y_off, ring_off, drow_off, prow_off, acc_off, wexp_off, dwexp_off;
 } e2m_block;
 
 #define E2M_MAX_K 7
 
-static void e2m_block_run(const e2m_block *b, const int8_t *image, const int8_t *x, int8_t *y,
-                          int8_t *ring, int8_t *drow, int8_t *prow, int32_t *acc) {
+static void e2m_block_run(const e2m_block *b, const int8_t *image, uint8_t *arena) {
   const int k = b->dw->k, s = b->dw->stride, pad = b->dw->pad;
   const size_t in_row = (size_t)b->w * b->hidden, x_row = (size_t)b->w * b->cin, out_row = (size_t)b->ow * b->cout;
+  const int8_t *x = b->x_off < 0 ? NULL : (const int8_t *)(arena + b->x_off);
+  int8_t *y = (int8_t *)(arena + b->y_off), *ring = (int8_t *)(arena + b->ring_off);
+  int8_t *drow = (int8_t *)(arena + b->drow_off), *prow = (int8_t *)(arena + b->prow_off);
+  int8_t *wexp = (int8_t *)(arena + b->wexp_off);
+  int32_t *acc = (int32_t *)(void *)(arena + b->acc_off);
+  const int8_t *dww = e2m_dw_weights(b->dw, (int8_t *)(arena + b->dwexp_off));
   const int8_t *rows[E2M_MAX_K];
   int produced = 0, oy, ky;
   for (oy = 0; oy < b->oh; ++oy) {
@@ -241,15 +303,15 @@ static void e2m_block_run(const e2m_block *b, const int8_t *image, const int8_t 
     for (; produced <= last; ++produced) {
       int8_t *slot = ring + (size_t)(produced % k) * in_row;
       if (b->producer == E2M_STEM) e2m_stem_row(b->stem, image, produced, slot);
-      else if (b->producer == E2M_EXPAND) e2m_pw_row(b->expand, x + (size_t)produced * x_row, b->w, slot);
+      else if (b->producer == E2M_EXPAND) e2m_pw_row(b->expand, x + (size_t)produced * x_row, b->w, slot, wexp);
     }
     for (ky = 0; ky < k; ++ky) {
       const int iy = top + ky;
       rows[ky] = (iy < 0 || iy >= b->h) ? NULL
                  : b->producer == E2M_FROM_X ? x + (size_t)iy * x_row : ring + (size_t)(iy % k) * in_row;
     }
-    e2m_dw_row(b->dw, rows, b->w, b->ow, drow, acc);
-    e2m_pw_row(b->project, drow, b->ow, prow);
+    e2m_dw_row(b->dw, dww, rows, b->w, b->ow, drow, acc);
+    e2m_pw_row(b->project, drow, b->ow, prow, wexp);
     if (b->add != NULL) {
       const int8_t *res = b->producer == E2M_STEM ? ring + (size_t)(oy % k) * in_row : x + (size_t)oy * x_row;
       e2m_add_row(b->add, res, prow, (int)out_row);
@@ -273,14 +335,26 @@ typedef struct {
   int32_t fc_in_off, fc_w_off, fc_out_off, fc_act_min, fc_act_max;
 } e2m_head;
 
-static void e2m_head_run(const e2m_head *h, const int8_t *x, int8_t *out, int8_t *row, int32_t *sum) {
-  const int c = h->c;
-  int px, ch, kk;
-  int8_t *pooled = row; /* the last pixel's row is dead once summed */
+/* Output field by output field over every pixel: the field's rows are expanded once. */
+static void e2m_head_run(const e2m_head *h, const int8_t *x, int8_t *out, uint8_t *arena, long row_off, long sum_off,
+                         long wexp_off) {
+  const e2m_pw *p = h->conv;
+  const int c = h->c, group = p->n ? p->n : c;
+  int8_t *row = (int8_t *)(arena + row_off), *wexp = (int8_t *)(arena + wexp_off);
+  int32_t *sum = (int32_t *)(void *)(arena + sum_off);
+  int8_t *pooled = row;
+  int px, ch, kk, o0, r;
   for (ch = 0; ch < c; ++ch) sum[ch] = 0;
-  for (px = 0; px < h->pixels; ++px) {
-    e2m_pw_row(h->conv, x + (size_t)px * h->conv->cin, 1, row);
-    for (ch = 0; ch < c; ++ch) sum[ch] += e2m_masked(h->mask, row[ch], h->mask->mask[px]);
+  for (o0 = 0; o0 < c; o0 += group) {
+    const int8_t *w = p->w + (size_t)o0 * p->cin;
+    if (p->n) {
+      e2m_pw_expand(p, o0 / p->n, wexp);
+      w = wexp;
+    }
+    for (px = 0; px < h->pixels; ++px) {
+      e2m_pw_pixel(p, w, o0, group, x + (size_t)px * p->cin, row);
+      for (r = 0; r < group; ++r) sum[o0 + r] += e2m_masked(h->mask, row[r], h->mask->mask[px]);
+    }
   }
   for (ch = 0; ch < c; ++ch) {
     int32_t v = e2m_mbqm(sum[ch] - h->mean_in_zp * h->pixels, h->mean_mult, h->mean_shift) + h->mean_out_zp;
