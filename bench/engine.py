@@ -118,7 +118,8 @@ def main(argv=None) -> None:
              "(RAM ratio ≤ 0.25). The instruction count is the engine's portable C at -O2 (no SIMD); TFLM + "
              "CMSIS-NN was measured by hand at ≈174 M for C12 w0.35 on the M4 (not re-measured here), TFLM's "
              "reference kernels not measured here.\n\n## Which boards each model fits (engine / TFLM)\n\n"
-             f"Engine: ELF flash, ELF RAM + {STACK_ALLOWANCE // 1024} KiB stack. TFLM: .tflite + "
+             f"Engine: the Cortex-M4 sketch's ELF flash, ELF RAM + {STACK_ALLOWANCE // 1024} KiB stack (the same "
+             "sizes assumed for the M0+ and M7 boards). TFLM: .tflite + "
              f"{TFLM_FLASH // 1024} KiB, measured arena + {TFLM_RAM // 1024} KiB (firmware_size.py's allowances).\n\n"
              + table(["board"] + [r["model"] for r in rows], fit))
     write("engine", "Engine back end vs TFLM", body, "python bench/engine.py " + " ".join(argv or sys.argv[1:]))

@@ -39,7 +39,7 @@ def run(exe: Path, x: np.ndarray, num_classes: int, trace: bool = False):
     with tempfile.TemporaryDirectory(prefix="e2m-host-") as tmp:
         t = Path(tmp)
         (t / "in.bin").write_bytes(np.ascontiguousarray(x, np.int8).tobytes())
-        r = subprocess.run([str(exe), str(t / "in.bin"), str(t / "out.bin"), str(t / "trace.bin")],
+        r = subprocess.run([str(exe), str(t / "in.bin"), str(t / "out.bin"), *([str(t / "trace.bin")] * trace)],
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise ConversionError(f"engine harness failed ({r.returncode}): {(r.stderr or r.stdout).strip()[:2000]}")

@@ -1,6 +1,6 @@
 /* Runs the generated engine on N images: harness IN OUT [TRACE] reads N*E2M_INPUT_BYTES int8 bytes
- * from IN and writes N*E2M_OUTPUT_BYTES to OUT; built with -DE2M_TRACE it also writes every block
- * output and the pooled vector of each image to TRACE. The arena is malloc'd at exactly E2M_ARENA_BYTES so that
+ * from IN and writes N*E2M_OUTPUT_BYTES to OUT; built with -DE2M_TRACE and given TRACE, it also
+ * writes every block output and the pooled vector of each image there. The arena is malloc'd at exactly E2M_ARENA_BYTES so that
  * AddressSanitizer sees any access outside the memory plan. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,8 +8,10 @@
 #include "e2m_model.h"
 
 #ifdef E2M_TRACE
-static FILE *trace_file;
-void e2m_trace(const int8_t *data, size_t len) { fwrite(data, 1, len, trace_file); }
+static FILE *trace_file; /* NULL: traced data is dropped */
+void e2m_trace(const int8_t *data, size_t len) {
+  if (trace_file != NULL) fwrite(data, 1, len, trace_file);
+}
 #endif
 
 int main(int argc, char **argv) {
@@ -22,8 +24,7 @@ int main(int argc, char **argv) {
     return 2;
   }
 #ifdef E2M_TRACE
-  trace_file = fopen(argc == 4 ? argv[3] : "trace.bin", "wb");
-  if (trace_file == NULL) return 2;
+  if (argc == 4 && (trace_file = fopen(argv[3], "wb")) == NULL) return 2;
 #endif
   in = fopen(argv[1], "rb");
   out = fopen(argv[2], "wb");
@@ -44,7 +45,7 @@ int main(int argc, char **argv) {
   free(arena);
   fclose(in);
 #ifdef E2M_TRACE
-  if (fclose(trace_file) != 0) return 2;
+  if (trace_file != NULL && fclose(trace_file) != 0) return 2;
 #endif
   if (fclose(out) != 0) return 2;
   printf("%ld images\n", n);
