@@ -62,6 +62,10 @@ from .edgetpu import register as _register_edgetpu  # noqa: E402
 
 _register_edgetpu(app)
 
+from .engine.command import register as _register_engine  # noqa: E402
+
+_register_engine(app)
+
 
 def main() -> None:
     app()
