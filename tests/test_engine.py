@@ -42,23 +42,10 @@ def plain_engine(converted_plain, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def converted_d4(demo_dir, tmp_path_factory):
-    """A D4 model right by construction (seeded, batch-norm statistics from smooth images)."""
-    import torch
-
-    from convert.pipeline import ConvertOptions, convert_tflite
-    from train.checkpoint import save_checkpoint
-    from train.model import build_model
-
-    from conftest import calibrate_bn
-
-    torch.manual_seed(0)
-    model = calibrate_bn(build_model(group="D4", width=0.25))
+def converted_d4(construct, convert_checkpoint, tmp_path_factory):
+    """A D4 model right by construction (see tests/conftest.py), converted by default."""
     d = tmp_path_factory.mktemp("d4")
-    save_checkpoint(d / "d4.pt", model, model.config)
-    convert_tflite(ConvertOptions(d / "d4.pt", d / "d4_tflite", parity_data=demo_dir, parity_images=2),
-                   echo=lambda s: None)
-    return d / "d4_tflite"
+    return convert_checkpoint(construct(d / "d4.pt", "D4"), d / "d4_tflite")
 
 
 @pytest.fixture(scope="module")
