@@ -8,7 +8,8 @@ import typer
 from e2micro.cli_errors import cli_errors, debug_option
 
 app = typer.Typer(help="Convert e2micro checkpoints for microcontrollers and Edge TPUs.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)  # plain usage errors: a line, not a box
 
 
 @app.callback()

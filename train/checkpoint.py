@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from e2micro.atomic import write_atomic
-from e2micro.errors import BadInput
+from e2micro.errors import BadInput, WriteError
 from .config import ModelConfig
 
 FORMAT = "e2micro-checkpoint"
@@ -42,6 +42,10 @@ def atomic_save(obj, path: str | Path) -> None:
     path = Path(path)
     buf = io.BytesIO()
     torch.save(obj, buf)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
     write_atomic(path, buf.getvalue())
 
 
@@ -93,7 +97,8 @@ def _reason(e: Exception) -> str:
         detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
         return f"it is not plain tensor data ({detail[0].strip() if detail else 'refused'}); nothing from it was run"
     if "central directory" in text or "zip archive" in text or isinstance(e, (OSError, EOFError)):
-        return f"truncated or corrupt: {text.splitlines()[0].strip()[:120] if text.strip() else type(e).__name__}"
+        first = text.strip().split(". ")[0].splitlines()[0][:120] if text.strip() else type(e).__name__
+        return f"truncated or corrupt: {first}"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[0][:160] if lines else type(e).__name__
 

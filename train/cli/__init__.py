@@ -10,7 +10,8 @@ from .evaluate import eval_command
 from .fit import fit_command
 
 app = typer.Typer(help="Train and evaluate equivariant MobileNetV2 models on PCam-format data.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)  # plain usage errors: a line, not a box
 
 
 @app.callback()
