@@ -147,6 +147,16 @@ def resumed_settings(stored: FitSettings, s: FitSettings, given: dict, done: int
 
 
 def _fit(s: FitSettings, resume: bool, d: Dist, given: dict) -> dict | None:
+    out, spath = Path(s.out), state_path(s.out)
+    saved = {"state": None, "best": None}  # what is on disk, for an interrupted run's last line
+    try:
+        return _train(s, resume, d, given, saved)
+    except KeyboardInterrupt as e:
+        e.kept = _kept(out, spath, saved, s.epochs)
+        raise
+
+
+def _train(s: FitSettings, resume: bool, d: Dist, given: dict, saved: dict) -> dict | None:
     out, spath, lpath = Path(s.out), state_path(s.out), log_path(s.out)
     s = replace(s, data=str(Path(s.data).resolve()))  # conversion finds the data again from anywhere
     state = None
@@ -161,6 +171,7 @@ def _fit(s: FitSettings, resume: bool, d: Dist, given: dict) -> dict | None:
         except (TypeError, KeyError) as e:
             raise TrainingError(f"{spath}: training state without usable settings ({e})") from None
         s, notes = resumed_settings(stored, s, given, int(state.get("epoch", 0)))
+        saved.update(state=int(state.get("epoch", 0)), best=(state.get("best") or {}).get("epoch"), epochs=s.epochs)
         if d.main:
             for note in notes:
                 print(note, flush=True)
@@ -192,42 +203,41 @@ def _fit(s: FitSettings, resume: bool, d: Dist, given: dict) -> dict | None:
         start, best = int(state["epoch"]), dict(state["best"])
         records = list(state.get("log", []))
         if d.main:
-            _rewrite_log(lpath, records) if "log" in state else _truncate_log(lpath, start)
+            if "log" in state:
+                _rewrite_log(lpath, records)
+            else:  # a state written before the log was kept in it
+                _truncate_log(lpath, start)
             print(f"resuming after epoch {start}/{s.epochs} from {spath}", flush=True)
     elif d.main:
         lpath.unlink(missing_ok=True)
 
-    saved = {"state": start if state else None, "best": best.get("epoch")}
-    try:
-        for epoch in range(start, s.epochs):
-            record = _epoch(net, model, opt, sched, train_split, valid_split, s, d, epoch, steps)
-            improved = record["val_loss"] < best["val_loss"]
-            record["best"] = improved
-            if d.main:
-                if improved:
-                    best = {k: v for k, v in record.items() if k != "best"}
-                    save_checkpoint(out, model, config, metrics=best, settings=asdict(s))
-                    saved["best"] = epoch + 1
-                records.append(record)
-                # The log is written from the state (which holds every line), so a kill between the two
-                # is repaired on --resume: they always agree afterwards.
-                atomic_save({"format": STATE_FORMAT, "version": 1, "settings": asdict(s), "config": config.to_dict(),
-                             "epoch": epoch + 1, "model": model_state(model), "optimizer": opt.state_dict(),
-                             "scheduler": sched.state_dict(), "best": best, "log": records}, spath)
-                saved["state"] = epoch + 1
-                _rewrite_log(lpath, records)
-                print(f"epoch {epoch + 1}/{s.epochs}: train loss {record['train_loss']:.4f} acc "
-                      f"{record['train_acc']:.3f} | val loss {record['val_loss']:.4f} acc {record['val_acc']:.3f}"
-                      f"{' *' if improved else ''} | {record['seconds']:.1f}s", flush=True)
-            d.barrier()
-    except KeyboardInterrupt as e:
-        e.kept = _kept(out, spath, saved, s.epochs)
-        raise
+    for epoch in range(start, s.epochs):
+        record = _epoch(net, model, opt, sched, train_split, valid_split, s, d, epoch, steps)
+        improved = record["val_loss"] < best["val_loss"]
+        record["best"] = improved
+        if d.main:
+            if improved:
+                best = {k: v for k, v in record.items() if k != "best"}
+                save_checkpoint(out, model, config, metrics=best, settings=asdict(s))
+                saved["best"] = epoch + 1
+            records.append(record)
+            # The log is written from the state (which holds every line), so a kill between the two
+            # is repaired on --resume: they always agree afterwards.
+            atomic_save({"format": STATE_FORMAT, "version": 1, "settings": asdict(s), "config": config.to_dict(),
+                         "epoch": epoch + 1, "model": model_state(model), "optimizer": opt.state_dict(),
+                         "scheduler": sched.state_dict(), "best": best, "log": records}, spath)
+            saved["state"] = epoch + 1
+            _rewrite_log(lpath, records)
+            print(f"epoch {epoch + 1}/{s.epochs}: train loss {record['train_loss']:.4f} acc "
+                  f"{record['train_acc']:.3f} | val loss {record['val_loss']:.4f} acc {record['val_acc']:.3f}"
+                  f"{' *' if improved else ''} | {record['seconds']:.1f}s", flush=True)
+        d.barrier()
     return best if d.main else None
 
 
 def _kept(out: Path, spath: Path, saved: dict, epochs: int) -> str:
     """What an interrupted run leaves, for the CLI's last line."""
+    epochs = saved.get("epochs", epochs)
     if saved["state"] is None:
         return f"no epoch finished, nothing saved ({out} not written)"
     best = f"{out} (best epoch {saved['best']})" if saved["best"] else f"{out}"
