@@ -233,7 +233,9 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_d
             keras_model, concrete = onnx_to_tf(onnx_path, work)
             flt = float_tflite(keras_model, concrete)
             calibrated = calibrated_tflite(keras_model, concrete, (1, size, size, 3))
-        except converter_errors() as e:  # TF's own conversion failure; anything else is a bug
+        except Exception as e:  # noqa: BLE001 — TF's own conversion failure is one line; anything else is a bug
+            if not isinstance(e, converter_errors()):
+                raise
             raise ConversionError(f"TensorFlow conversion failed: {_last_line(log(), e)}") from None
         (out / "model_float.tflite").write_bytes(flt)
 
@@ -241,7 +243,9 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_d
         mapping = map_tensors(Graph(calibrated), points)
         try:
             q = int8_tflite(apply_ranges(calibrated, mapping, table), opts.dfq.per_channel)
-        except converter_errors() as e:
+        except Exception as e:  # noqa: BLE001
+            if not isinstance(e, converter_errors()):
+                raise
             raise ConversionError(f"TFLite quantization failed: {_last_line(log(), e)}") from None
         graph, fgraph = Graph(q), Graph(flt)
         check_ops(fgraph, "the float model")

@@ -14,7 +14,8 @@ from .offline import patch_onnx2tf, quiet_tensorflow
 
 
 def converter_errors() -> tuple[type[BaseException], ...]:
-    """What TF raises when a model does not convert (as opposed to a bug)."""
+    """What TF raises when a model does not convert (as opposed to a bug). Called only once TF is
+    loaded: never while an interrupt unwinds a half-finished import."""
     from tensorflow.lite.python.convert_phase import ConverterError
 
     return (ConverterError, ConversionError)
