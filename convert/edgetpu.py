@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -288,9 +287,8 @@ def _compile(model: Path, out_dir: Path, echo) -> tuple[dict, Path | None]:
             raise ConversionError(f"edgetpu_compiler failed (exit {r.returncode}): {last[:200]}")
         log_text = (log.read_text() if log.is_file() else "") + ("\n" + text if text.strip() else "")
         ops = Counter(op.name for op in Graph(produced.read_bytes()).ops)
-        (Path(tmp) / "log").write_text(log_text)
-        os.replace(produced, out_dir / "model_edgetpu.tflite")
-        os.replace(Path(tmp) / "log", out_dir / "model_edgetpu.log")
+        write_atomic(out_dir / "model_edgetpu.tflite", produced.read_bytes())
+        write_atomic(out_dir / "model_edgetpu.log", log_text)
     info = {"found": True, "ok": True, "command": command, "file": "model_edgetpu.tflite", "log": "model_edgetpu.log",
             "compiled_ops": dict(sorted(ops.items()))}
     for key, pattern in (("version", r"Edge TPU Compiler version (\S+)"),
