@@ -91,7 +91,11 @@ def convert_tflite(opts: ConvertOptions, echo: Callable[[str], None] = print, ti
             for note in kept:
                 echo(note)
         else:
+            produced = set(os.listdir(staging))
             publish_files(staging, out, last=("report.json",))
+            for name in sorted(OWN_FILES - produced):  # e.g. an Edge TPU model of the previous conversion
+                if (out / name).is_file():
+                    (out / name).unlink()
     except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(e, KeyboardInterrupt):

@@ -118,6 +118,7 @@ def test_no_network_during_conversion(c4_checkpoint, converted_c4, demo_dir, tmp
     out = tmp_path / "forced"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
+    (out / "model_edgetpu.tflite").write_bytes(b"an earlier conversion's")  # convert's own: goes
     venv_bin = Path(sys.executable).parent
     assert (venv_bin / "onnxsim").exists()  # onnx2tf would run it from PATH: the conversion must not
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "1",
@@ -135,7 +136,7 @@ def test_no_network_during_conversion(c4_checkpoint, converted_c4, demo_dir, tmp
         env["PYTHONPATH"] = f"{site}{os.pathsep}{ROOT}"
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "notes.txt").read_text() == "mine" and not (out / "model_edgetpu.tflite").exists()
     for name in EXPECTED_FILES:
         assert (out / name).read_bytes() == (converted_c4 / name).read_bytes(), name
 
