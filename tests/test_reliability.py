@@ -166,6 +166,20 @@ def test_stale_temps_of_dead_writers_are_removed(tmp_path):
     assert not any(p.exists() for p in stale) and live.is_dir()
 
 
+def test_a_swapped_out_output_loses_only_converts_files(tmp_path):
+    from convert.pipeline import _discard
+
+    out, old = tmp_path / "out", tmp_path / ".out.staging-1-00aa11bb.tmp"
+    out.mkdir()
+    old.mkdir()
+    (old / "model_int8.tflite").write_text("old model")
+    (old / "added_meanwhile.txt").write_text("someone's")
+    notes = _discard(old, out)
+    kept = tmp_path / f"out.previous-{os.getpid()}"
+    assert notes and str(kept) in notes[0] and not old.exists()
+    assert os.listdir(kept) == ["added_meanwhile.txt"]
+
+
 def test_racing_publishers_leave_one_complete_output(tmp_path):
     target = tmp_path / "out"
     a, b = atomic.staging_dir(target), atomic.staging_dir(target)
