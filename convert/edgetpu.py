@@ -274,7 +274,7 @@ def _compile(model: Path, out_dir: Path, echo) -> tuple[dict, Path | None]:
         if (out_dir / "model_edgetpu.tflite").exists():
             echo(f"note: {out_dir / 'model_edgetpu.tflite'} is from an earlier run and was not updated")
         return {"found": False, "command": command}, None
-    with scratch_dir(".edgetpu", parent=out_dir) as tmp:
+    with scratch_dir("edgetpu", parent=out_dir) as tmp:
         try:
             r = subprocess.run([exe, *compiler_command(model, Path(tmp))[1:]], capture_output=True, text=True,
                                timeout=600)
