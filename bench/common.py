@@ -6,7 +6,7 @@ import platform
 import time
 from pathlib import Path
 
-from train.atomic import write_atomic
+from e2micro.atomic import write_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -36,7 +36,7 @@ def main():
         ckpt = WORK / "models" / f"c12_w{w}.pt"
         if not ckpt.is_file():
             fit(FitSettings(str(data), str(ckpt), group="C12", width=w, epochs=3, batch_size=32, lr=4e-3,
-                            progress=False))
+                            progress=False), force=True)  # no checkpoint: start over
         times: dict = {}
         t0 = time.perf_counter()
         r = convert_tflite(ConvertOptions(ckpt, WORK / f"w{w}", parity_data=data, parity_images=16),

@@ -67,7 +67,7 @@ def ensure_models(data: Path, given: list[Path] | None) -> list[Path]:
         ckpt = WORK / "models" / f"{name}.pt"
         if not ckpt.is_file():
             fit(FitSettings(str(data), str(ckpt), group=group, width=0.35, epochs=3, batch_size=32, lr=4e-3,
-                            activation=act, progress=False))
+                            activation=act, progress=False), force=True)  # no checkpoint: start over
         out.append(ckpt)
     return out
 
@@ -140,7 +140,8 @@ def main():
         k = a.k if a.k is not None else ConvertOptions(ckpt).bn_k
         for label, dfq, ranges in configs(k):
             out = WORK / "runs" / ckpt.stem / label.replace(" ", "_").replace(",", "").replace("→", "-")
-            opts = ConvertOptions(ckpt, out, ranges, calibration_data=split_paths(data, "valid")[0],
+            opts = ConvertOptions(ckpt, out, ranges,
+                                  calibration_data=split_paths(data, "valid")[0] if ranges == "data" else None,
                                   parity_data=data, parity_images=2, dfq=dfq, bn_k=k)
             convert_tflite(opts, echo=lambda s: None)
             res = evaluate_int8((out / "model_int8.tflite").read_bytes(), imgs.x, ref, imgs.labels)

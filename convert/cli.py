@@ -5,12 +5,16 @@ from pathlib import Path
 
 import typer
 
+from e2micro.cli_errors import cli_errors, debug_option
+
 app = typer.Typer(help="Convert e2micro checkpoints for microcontrollers and Edge TPUs.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)  # plain usage errors: a line, not a box
 
 
 @app.callback()
-def _root():
+def _root(debug: bool = typer.Option(False, "--debug", callback=debug_option, is_eager=True,
+                                     help="Show the full traceback of any error.")):
     """Convert e2micro checkpoints for microcontrollers and Edge TPUs."""
 
 
@@ -38,20 +42,24 @@ def tflite(
     parity_images: int = typer.Option(16, "--parity-images", min=1),
     firmware: Path = typer.Option(None, "--firmware", help="Also copy the generated C sources into this "
                                                              "firmware folder (e.g. firmware/cortex-m)."),
+    force: bool = typer.Option(False, "--force", help="Write into an --out folder that holds other files too "
+                                                      "(only convert's own files are replaced, nothing removed)."),
     quiet: bool = typer.Option(False, "--quiet", help="Print the summary only."),
 ):
     """Checkpoint → ONNX → TensorFlow → float and fully-int8 TFLite → C sources for TFLM, with a report."""
-    from train.cli.errors import user_errors
+    with cli_errors("nothing published"):
+        from calibration.dfq import DFQOptions
+        from e2micro.errors import BadInput
 
-    from calibration.dfq import DFQOptions
+        from .pipeline import ConvertOptions, convert_tflite
+        from .report import summary_lines
 
-    from .pipeline import ConvertOptions, convert_tflite
-    from .report import summary_lines
-
-    with user_errors():
-        dfq = DFQOptions(relu6, equalize, absorb, bias_correction, per_channel)
+        try:
+            dfq = DFQOptions(relu6, equalize, absorb, bias_correction, per_channel)
+        except ValueError as e:  # an option value
+            raise BadInput(str(e)) from None
         opts = ConvertOptions(checkpoint, out, ranges, calibration_data, calibration_images, parity_data,
-                              parity_images, firmware, dfq, bn_k, distill_steps=distill_steps)
+                              parity_images, firmware, dfq, bn_k, distill_steps=distill_steps, force=force)
         report = convert_tflite(opts, echo=(lambda s: None) if quiet else typer.echo)
     typer.echo(f"wrote {opts.out_dir()}")
     for line in summary_lines(report):

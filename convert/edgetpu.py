@@ -12,19 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from train.atomic import write_atomic
+from e2micro.atomic import scratch_dir, write_atomic
+from e2micro.errors import BadInput
 
 from .errors import ConversionError
+from .outputs import read_report
 
 # Coral's "supported operations" table, as TFLite builtin names.
 EDGETPU_OPS = frozenset({
@@ -164,16 +164,11 @@ def edgetpu_command(target: Path, out: Path | None = None, *, firmware: Path | N
     already holds a conversion of this very checkpoint (same sha256 in its report.json). The verdict
     goes into the folder's report.json under "edgetpu" (and a section of report.md); the command
     raises ConversionError (exit 1 in the CLI) when any op does not map or the compiler fails."""
-    from .tflite_graph import Graph
-
     target = Path(target)
     if firmware is not None and not Path(firmware).is_dir():
-        raise ConversionError(f"--firmware {firmware}: not a directory")
+        raise BadInput(f"--firmware {firmware}: not a directory")
     model, out_dir = _model_for(target, out, echo)
-    try:
-        graph = Graph.load(model)
-    except Exception as e:  # noqa: BLE001 — the flatbuffer reader raises anything on a bad file
-        raise ConversionError(f"{model}: not a readable .tflite model ({type(e).__name__}: {e})") from None
+    graph = _load(model)
     verdict = check(graph)
     echo(f"Edge TPU check of {model} (requirements: {DOCS})")
     for line in table_lines(verdict):
@@ -202,11 +197,45 @@ def edgetpu_command(target: Path, out: Path | None = None, *, firmware: Path | N
     return entry
 
 
+def _load(model: Path):
+    from .tflite_graph import Graph
+
+    head = model.read_bytes()[:8]
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        raise BadInput(f"{model}: not a TFLite model (no 'TFL3' flatbuffer identifier)")
+    try:
+        return Graph.load(model)
+    except BadInput:
+        raise
+    except Exception as e:  # noqa: BLE001 — the flatbuffer reader raises anything on a damaged file
+        raise BadInput(f"{model}: a damaged .tflite model ({type(e).__name__}: {e})") from None
+
+
+def _check_report_folder(out_dir: Path) -> None:
+    """The verdict goes into report.json: only into one this project wrote (or a new one)."""
+    path = out_dir / "report.json"
+    if not path.exists():
+        return
+    try:
+        report = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadInput(f"{path} is not valid JSON ({e}); not touched: use --out for another folder, or re-run "
+                       "`convert tflite`") from None
+    if read_report(out_dir) is None and not (isinstance(report, dict) and set(report) == {"edgetpu"}):
+        raise BadInput(f"{path} was not written by e2micro; not touched: use --out for another folder")
+
+
 def _model_for(target: Path, out: Path | None, echo) -> tuple[Path, Path]:
+    if target.is_dir():
+        raise BadInput(f"{target} is a directory: give a checkpoint or a .tflite file")
     if not target.exists():
-        raise ConversionError(f"{target}: no such file")
+        raise BadInput(f"{target}: no such file")
     if target.suffix == ".tflite":
         out_dir = Path(out) if out is not None else target.parent
+        if out_dir.exists() and not out_dir.is_dir():
+            raise BadInput(f"--out {out_dir} exists and is not a directory")
+        _check_report_folder(out_dir) if out_dir.is_dir() else None
+        _load(target)  # a bad file fails before anything is written
         out_dir.mkdir(parents=True, exist_ok=True)
         return target, out_dir
     from .pipeline import ConvertOptions, convert_tflite
@@ -214,6 +243,8 @@ def _model_for(target: Path, out: Path | None, echo) -> tuple[Path, Path]:
     opts = ConvertOptions(target, out)
     out_dir = opts.out_dir()
     model = out_dir / "model_int8.tflite"
+    if out_dir.is_dir():
+        _check_report_folder(out_dir)
     if model.is_file() and _converted_from(out_dir) == hashlib.sha256(target.read_bytes()).hexdigest():
         echo(f"using {model} (converted from this checkpoint)")
     else:
@@ -223,10 +254,8 @@ def _model_for(target: Path, out: Path | None, echo) -> tuple[Path, Path]:
 
 
 def _converted_from(out_dir: Path) -> str | None:
-    try:
-        return json.loads((out_dir / "report.json").read_text())["checkpoint"]["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    report = read_report(out_dir)
+    return report["checkpoint"]["sha256"] if report else None
 
 
 def compiler_command(model: Path, out_dir: Path) -> list[str]:
@@ -245,7 +274,7 @@ def _compile(model: Path, out_dir: Path, echo) -> tuple[dict, Path | None]:
         if (out_dir / "model_edgetpu.tflite").exists():
             echo(f"note: {out_dir / 'model_edgetpu.tflite'} is from an earlier run and was not updated")
         return {"found": False, "command": command}, None
-    with tempfile.TemporaryDirectory(prefix=".edgetpu-", dir=out_dir) as tmp:
+    with scratch_dir("edgetpu", parent=out_dir) as tmp:
         try:
             r = subprocess.run([exe, *compiler_command(model, Path(tmp))[1:]], capture_output=True, text=True,
                                timeout=600)
@@ -258,9 +287,8 @@ def _compile(model: Path, out_dir: Path, echo) -> tuple[dict, Path | None]:
             raise ConversionError(f"edgetpu_compiler failed (exit {r.returncode}): {last[:200]}")
         log_text = (log.read_text() if log.is_file() else "") + ("\n" + text if text.strip() else "")
         ops = Counter(op.name for op in Graph(produced.read_bytes()).ops)
-        (Path(tmp) / "log").write_text(log_text)
-        os.replace(produced, out_dir / "model_edgetpu.tflite")
-        os.replace(Path(tmp) / "log", out_dir / "model_edgetpu.log")
+        write_atomic(out_dir / "model_edgetpu.tflite", produced.read_bytes())
+        write_atomic(out_dir / "model_edgetpu.log", log_text)
     info = {"found": True, "ok": True, "command": command, "file": "model_edgetpu.tflite", "log": "model_edgetpu.log",
             "compiled_ops": dict(sorted(ops.items()))}
     for key, pattern in (("version", r"Edge TPU Compiler version (\S+)"),
@@ -298,10 +326,8 @@ def update_report(out_dir: Path, entry: dict) -> None:
     """Sets report.json's "edgetpu" key (creating the file if there is none) and report.md's
     "## Edge TPU" section, each file replaced atomically."""
     path = out_dir / "report.json"
-    try:
-        report = json.loads(path.read_text()) if path.exists() else {}
-    except ValueError as e:
-        raise ConversionError(f"{path} is not valid JSON ({e}); re-run `convert tflite`") from None
+    _check_report_folder(out_dir)
+    report = json.loads(path.read_text()) if path.exists() else {}
     report["edgetpu"] = entry
     write_atomic(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
     md = out_dir / "report.md"
@@ -339,7 +365,7 @@ def register(app) -> None:
     ):
         """Check the int8 model against the Edge TPU's requirements op by op; compile it when
         edgetpu_compiler is installed."""
-        from train.cli.errors import user_errors
+        from e2micro.cli_errors import cli_errors
 
-        with user_errors():
+        with cli_errors("stopped; report.json and the compiled files are each either old or new"):
             edgetpu_command(target, out, firmware=firmware, echo=typer.echo)

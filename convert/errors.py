@@ -1,5 +1,4 @@
-"""The conversion's own error type: a stage failed or produced something it must not."""
+"""The conversion's error type, defined with the project's other error types (`e2micro.errors`)."""
+from e2micro.errors import ConversionError
 
-
-class ConversionError(RuntimeError):
-    pass
+__all__ = ["ConversionError"]

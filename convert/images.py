@@ -32,7 +32,15 @@ def demo(n: int, size: int) -> Images:
     return Images(to_model_input(x, size), y.astype(np.int64), f"built-in demo patches (seed 0), {n} images")
 
 
-def recorded_data_dir(checkpoint: dict) -> Path | None:
-    """The data directory the checkpoint was trained on, if it still exists here."""
+def recorded_data_dir(checkpoint: dict) -> tuple[Path | None, str | None]:
+    """The data directory the checkpoint was trained on, if it exists here; else why not (None
+    when the checkpoint records none). A relative path is not guessed at: it was relative to
+    wherever training ran (`train fit` records absolute paths)."""
     d = (checkpoint.get("settings") or {}).get("data")
-    return Path(d) if d and Path(d).is_dir() else None
+    if not d:
+        return None, None
+    if not Path(d).is_absolute():
+        return None, f"the checkpoint records its data as the relative path {d!r}"
+    if not Path(d).is_dir():
+        return None, f"the checkpoint's data directory {d} does not exist here"
+    return Path(d), None

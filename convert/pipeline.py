@@ -1,12 +1,13 @@
 """`convert tflite`: checkpoint → plain PyTorch → (DFQ) → ONNX → TF → float and int8 TFLite → C sources,
-with a report. All files are written to a temporary directory that replaces the output directory
-only when every stage has succeeded."""
+with a report. Every input is checked before the first stage; all files are written to a staging
+folder that is swapped in (`e2micro.atomic.publish_dir`) only when every stage has succeeded, and
+only over a previous output of this tool (`convert.outputs`)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,12 @@ from typing import Callable
 import numpy as np
 
 from calibration.dfq import DFQOptions
-from train.atomic import write_atomic
+from e2micro import interrupts
+from e2micro.atomic import publish_dir, publish_files, scratch_dir, staging_dir, write_atomic
+from e2micro.errors import BadInput
 
 from .errors import ConversionError
+from .outputs import OWN_FILES, discard_own, foreign_entries
 
 RANGES = ("bn", "distilled", "data")
 
@@ -36,6 +40,7 @@ class ConvertOptions:
     bn_k: float = 5.0  # ranges "bn": mean ± k·std (5 measured best of 3–8, bench/quantization.py)
     distill_images: int = 16
     distill_steps: int = 200
+    force: bool = False  # write into a folder that is not a previous output (replacing only our files)
 
     def out_dir(self) -> Path:
         return self.out or self.checkpoint.with_name(self.checkpoint.stem + "_tflite")
@@ -58,6 +63,7 @@ class Progress:
                 dt = time.perf_counter() - self.t
                 progress.times[name] = round(dt, 2)
                 if exc_type is None:
+                    interrupts.check()  # a library may have swallowed Ctrl-C during the stage
                     progress.echo(f"      done in {dt:.1f} s")
         return _Stage()
 
@@ -70,32 +76,108 @@ def convert_tflite(opts: ConvertOptions, echo: Callable[[str], None] = print, ti
     """Run every stage; returns the report. `timings`, if given, receives seconds per stage (kept
     out of the report so that the same checkpoint gives byte-identical files)."""
     out = opts.out_dir().resolve()
-    if opts.ranges not in RANGES:
-        raise ConversionError(f"unknown ranges method {opts.ranges!r}: use one of {', '.join(RANGES)}")
-    if opts.ranges == "data" and opts.calibration_data is None:
-        raise ConversionError("--ranges data needs --calibration-data FILE_x.h5 (or a PCam-format directory)")
-    if opts.firmware is not None and not opts.firmware.is_dir():
-        raise ConversionError(f"--firmware {opts.firmware}: not a directory")
-    if out.exists() and not out.is_dir():
-        raise ConversionError(f"{out} exists and is not a directory")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    except OSError as e:
-        raise ConversionError(f"cannot write to {out.parent} ({e.strerror or e})") from None
+    replace_whole, parity_dir = validate(opts, out, echo)
+    staging = staging_dir(out)
     try:
         progress = Progress(10, echo)
-        with tempfile.TemporaryDirectory(prefix="e2micro-convert-") as work:
-            report = _run(opts, staging, Path(work), progress)
+        with scratch_dir("e2micro-convert") as work, _one_torch_thread():
+            report = _run(opts, staging, Path(work), progress, parity_dir)
         if timings is not None:
             timings.update(progress.times)
-        _publish(staging, out)
-    except BaseException:
+        interrupts.check()
+        if replace_whole:
+            kept: list[str] = []
+            publish_dir(staging, out, discard=lambda old: kept.extend(_discard(old, out)))
+            for note in kept:
+                echo(note)
+        else:
+            produced = set(os.listdir(staging))
+            publish_files(staging, out, last=("report.json",))
+            for name in sorted(OWN_FILES - produced):  # e.g. an Edge TPU model of the previous conversion
+                if (out / name).is_file():
+                    (out / name).unlink()
+    except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):
+            e.kept = f"nothing published; {out} is as it was"
         raise
     if opts.firmware is not None:
         install_firmware_sources(out, opts.firmware)
     return report
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """PyTorch's float sums depend on its thread count (OMP_NUM_THREADS): one thread makes the
+    distilled ranges and the report's figures the same bytes on every run."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def validate(opts: ConvertOptions, out: Path, echo: Callable[[str], None] = print) -> tuple[bool, Path | None]:
+    """Every input and option, before anything slow. Returns whether `out` is replaced as a whole
+    (absent, empty or a previous output) rather than written into file by file (--force), and the
+    checkpoint's own data folder for the parity figures when --parity-data is not given."""
+    from train.checkpoint import read_checkpoint
+    from train.config import ModelConfig
+    from train.data.pcam import PCamFormatError, open_images
+
+    from .images import recorded_data_dir
+
+    if opts.ranges not in RANGES:
+        raise BadInput(f"unknown ranges method {opts.ranges!r}: use one of {', '.join(RANGES)}")
+    if opts.ranges == "data" and opts.calibration_data is None:
+        raise BadInput("--ranges data needs --calibration-data FILE_x.h5 (or a PCam-format directory)")
+    if opts.ranges != "data" and opts.calibration_data is not None:
+        raise BadInput(f"--calibration-data is used only with --ranges data (the {opts.ranges} ranges use no images)")
+    if opts.firmware is not None and not opts.firmware.is_dir():
+        raise BadInput(f"--firmware {opts.firmware}: not a directory")
+    ckpt = read_checkpoint(opts.checkpoint)
+    try:
+        ModelConfig.from_dict(ckpt["config"])
+    except (TypeError, ValueError) as e:
+        raise BadInput(f"{opts.checkpoint}: bad architecture config ({e})") from None
+    for flag, path, split in (("--calibration-data", opts.calibration_data, "valid"),
+                              ("--parity-data", opts.parity_data, "test")):
+        if path is not None:
+            open_images(path, split).close()  # shapes and dtypes, without reading the images
+    parity_dir = None
+    if opts.parity_data is None:
+        parity_dir, note = recorded_data_dir(ckpt)
+        if parity_dir is not None:
+            try:
+                open_images(parity_dir, "test").close()
+            except PCamFormatError as e:
+                parity_dir, note = None, f"its test split is not usable ({e})"
+        if note:
+            echo(f"note: parity figures on the built-in demo patches: {note}; give --parity-data for others")
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} exists and is not a directory")
+    if not out.exists() or not foreign_entries(out):
+        return True, parity_dir
+    foreign = foreign_entries(out)
+    if not opts.force:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise BadInput(f"--out {out} holds files convert did not write ({shown}): choose another --out, or "
+                       "add --force to write into it (replacing only convert's own files)")
+    if opts.checkpoint.resolve().parent == out and opts.checkpoint.name in OWN_FILES:
+        raise BadInput(f"--out {out}: the checkpoint's own name {opts.checkpoint.name} is an output file")
+    return False, parity_dir
+
+
+def _discard(old: Path, out: Path) -> list[str]:
+    left = discard_own(old)
+    if not left:
+        return []
+    kept = out.with_name(f"{out.name}.previous-{os.getpid()}")
+    os.rename(old, kept)
+    return [f"note: {len(left)} file(s) appeared in {out} during the conversion; they are in {kept}"]
 
 
 FIRMWARE_FILES = ("model_data.h", "model_data.cc", "model_settings.h", "model_ops.h", "sample_patch.h",
@@ -108,23 +190,7 @@ def install_firmware_sources(out: Path, firmware: Path) -> None:
         write_atomic(firmware / name, (out / name).read_bytes())
 
 
-def _publish(staging: Path, out: Path) -> None:
-    """Swap the finished directory into place; an existing one is replaced only at the end."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.rename(out, old)
-    try:
-        os.rename(staging, out)
-    except OSError:
-        if old is not None:
-            os.rename(old, out)  # the previous conversion stays where it was
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dict:
+def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_dir: Path | None) -> dict:
     import torch
 
     from calibration.dfq import apply_dfq
@@ -140,7 +206,7 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
     from .quantize import apply_ranges, int8_tflite, trace_quantization
     from .runtimes import LiteRT, pixels_to_int8
     from .tensor_map import map_tensors
-    from .tf_export import calibrated_tflite, float_tflite, onnx_to_tf
+    from .tf_export import calibrated_tflite, converter_errors, float_tflite, onnx_to_tf
     from .tflite_graph import Graph
 
     torch.manual_seed(0)
@@ -148,7 +214,6 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
         model, config, ckpt = load_model(opts.checkpoint)
         folded = fold_all(model.export())
         size = config.input_size
-        data_dir = images.recorded_data_dir(ckpt)
 
     with progress.stage("data-free quantization: " + (", ".join(opts.dfq.steps()) or "no steps")):
         plain, history = apply_dfq(folded, opts.dfq)
@@ -172,7 +237,9 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
             keras_model, concrete = onnx_to_tf(onnx_path, work)
             flt = float_tflite(keras_model, concrete)
             calibrated = calibrated_tflite(keras_model, concrete, (1, size, size, 3))
-        except Exception as e:  # noqa: BLE001 — TF/onnx2tf raise anything; keep one clear line
+        except Exception as e:  # noqa: BLE001 — TF's own conversion failure is one line; anything else is a bug
+            if not isinstance(e, converter_errors()):
+                raise
             raise ConversionError(f"TensorFlow conversion failed: {_last_line(log(), e)}") from None
         (out / "model_float.tflite").write_bytes(flt)
 
@@ -181,9 +248,9 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
         mapping = map_tensors(Graph(calibrated), points)
         try:
             q = int8_tflite(apply_ranges(calibrated, mapping, table), opts.dfq.per_channel)
-        except ConversionError:
-            raise
         except Exception as e:  # noqa: BLE001
+            if not isinstance(e, converter_errors()):
+                raise
             raise ConversionError(f"TFLite quantization failed: {_last_line(log(), e)}") from None
         graph = Graph(q)
         check_ops(Graph(flt), "the float model")

@@ -7,7 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
+from e2micro import interrupts
+
+from .errors import ConversionError
 from .offline import patch_onnx2tf, quiet_tensorflow
+
+
+def converter_errors() -> tuple[type[BaseException], ...]:
+    """What TF raises when a model does not convert (as opposed to a bug). Called only once TF is
+    loaded: never while an interrupt unwinds a half-finished import."""
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    return (ConverterError, ConversionError)
 
 
 def onnx_to_tf(onnx_path: Path, workdir: Path):
@@ -25,12 +36,15 @@ def onnx_to_tf(onnx_path: Path, workdir: Path):
     cwd = os.getcwd()
     os.chdir(workdir)  # onnx2tf writes helper files next to the working directory
     try:
+        # not_use_onnxsim: onnx2tf would run the `onnxsim` program only when it is on PATH, rewriting
+        # model.onnx in place: outputs would depend on PATH. Our export is already simplified.
         model = onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(workdir / "tf"),
-                                disable_model_save=True, non_verbose=True)
+                                disable_model_save=True, non_verbose=True, not_use_onnxsim=True)
     except SystemExit as e:  # onnx2tf reports its errors by exiting the process
-        raise RuntimeError(f"onnx2tf stopped (exit code {e.code})") from None
+        raise ConversionError(f"onnx2tf stopped (exit code {e.code})") from None
     finally:
         os.chdir(cwd)
+    interrupts.check()  # onnx2tf's bare `except:` blocks can swallow a Ctrl-C
     fn = tf.function(lambda *inputs: model(inputs),
                      input_signature=[tf.TensorSpec(t.shape, t.dtype, t.name) for t in model.inputs])
     return model, fn.get_concrete_function()

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from e2micro.errors import BadInput
+
 
 def schema():
     # LiteRT ships the same schema module without importing all of TensorFlow.
@@ -55,7 +57,7 @@ class Graph:
         m = fb.Model.GetRootAs(model_bytes, 0)
         self.version = m.Version()
         if m.SubgraphsLength() != 1:
-            raise ValueError(f"expected one subgraph, found {m.SubgraphsLength()}")
+            raise BadInput(f"expected one subgraph, found {m.SubgraphsLength()}")
         g = m.Subgraphs(0)
         op_names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
         act_names = {v: k for k, v in vars(fb.ActivationFunctionType).items() if not k.startswith("_")}

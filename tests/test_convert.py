@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-import socket
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -15,6 +19,7 @@ from convert.ops_check import ALLOWED, check_ops
 from convert.pipeline import ConvertOptions, convert_tflite
 from convert.tflite_graph import Graph
 
+ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_FILES = {"model.onnx", "model_float.tflite", "model_int8.tflite", "model_data.h", "model_data.cc",
                   "model_settings.h", "model_ops.h", "sample_patch.h", "sample_patch.cc", "report.json", "report.md"}
 
@@ -94,22 +99,45 @@ def test_report(converted_c4):
     assert "Activation ranges" in md and "blocks.0.dw" in md
 
 
-def test_same_checkpoint_gives_identical_files(converted_c4, c4_checkpoint, convert_checkpoint, tmp_path):
-    again = convert_checkpoint(c4_checkpoint, tmp_path / "again")
+def test_no_network_during_conversion(c4_checkpoint, converted_c4, demo_dir, tmp_path):
+    """A real conversion where no socket can connect (a network namespace without interfaces, else
+    socket creation refused), with onnxsim on PATH and another thread count, into a folder that
+    holds a foreign file (--force): it completes, keeps the foreign file, and the same checkpoint
+    gives byte-identical files (those of the in-process `converted_c4`)."""
+    out = tmp_path / "forced"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "model_edgetpu.tflite").write_bytes(b"an earlier conversion's")  # convert's own: goes
+    venv_bin = Path(sys.executable).parent
+    assert (venv_bin / "onnxsim").exists()  # onnx2tf would run it from PATH: the conversion must not
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "1",
+           "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cmd = [sys.executable, "-m", "convert", "tflite", str(c4_checkpoint), "--out", str(out), "--parity-data",
+           str(demo_dir), "--parity-images", "8", "--force", "--quiet"]
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0:
+        cmd = ["unshare", "-n", *cmd]
+        probe = [sys.executable, "-c", "import socket; socket.create_connection(('192.0.2.1', 80), timeout=2)"]
+        assert subprocess.run(["unshare", "-n", *probe], capture_output=True).returncode != 0
+    else:
+        site = tmp_path / "site"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(NO_SOCKETS)
+        env["PYTHONPATH"] = f"{site}{os.pathsep}{ROOT}"
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out / "notes.txt").read_text() == "mine" and not (out / "model_edgetpu.tflite").exists()
     for name in EXPECTED_FILES:
-        assert (again / name).read_bytes() == (converted_c4 / name).read_bytes(), name
+        assert (out / name).read_bytes() == (converted_c4 / name).read_bytes(), name
 
 
-def test_no_network_during_conversion(monkeypatch):
-    """onnx2tf's sample-image download is replaced, and the conversion blocks sockets."""
-    import onnx2tf.onnx2tf as o2t
-
-    from convert.offline import NetworkBlocked, no_network, onnx2tf_sample_images, patch_onnx2tf
-
-    patch_onnx2tf()
-    assert o2t.download_test_image_data is onnx2tf_sample_images
-    with no_network(), pytest.raises(NetworkBlocked):
-        socket.create_connection(("192.0.2.1", 80), timeout=1)
+NO_SOCKETS = """import socket
+class _NoNetwork(socket.socket):
+    def __init__(self, family=-1, *a, **k):
+        if family in (socket.AF_INET, socket.AF_INET6, -1):
+            raise OSError("network disabled for this test")
+        super().__init__(family, *a, **k)
+socket.socket = _NoNetwork
+"""
 
 
 def _cli(*args):
@@ -134,24 +162,21 @@ def test_unwritable_directory(c4_checkpoint, tmp_path):
     assert r.exit_code == 1 and "cannot write" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_failed_stage_leaves_nothing_and_keeps_previous_output(c4_checkpoint, demo_dir, tmp_path, monkeypatch):
+def test_failed_stage_leaves_nothing_and_keeps_previous_output(c4_checkpoint, converted_c4, demo_dir, tmp_path,
+                                                              monkeypatch):
     import convert.arena
 
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "previous.txt").write_text("keep me")
+    out = Path(shutil.copytree(converted_c4, tmp_path / "out"))  # a previous output
 
     def fail(*a, **k):
         raise ConversionError("TFLM failed to allocate tensors")
 
     monkeypatch.setattr(convert.arena, "measure_arena", fail)
-    from train.data.pcam import split_paths
-
     with pytest.raises(ConversionError, match="allocate"):
-        convert_tflite(ConvertOptions(c4_checkpoint, out, calibration_data=split_paths(demo_dir, "valid")[0],
-                                      parity_data=demo_dir, parity_images=2), echo=lambda s: None)
+        convert_tflite(ConvertOptions(c4_checkpoint, out, parity_data=demo_dir, parity_images=2), echo=lambda s: None)
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging directory left
-    assert [p.name for p in out.iterdir()] == ["previous.txt"]
+    for name in EXPECTED_FILES:
+        assert (out / name).read_bytes() == (converted_c4 / name).read_bytes(), name
 
 
 def test_op_checker_names_unsupported_ops(converted_c4):

@@ -1,11 +1,14 @@
 """Checkpoints: architecture config + state dict + metrics + versions, loadable with weights_only=True."""
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
 import torch
 
-from .atomic import atomic_write
+from e2micro.atomic import write_atomic
+from e2micro.errors import BadInput, WriteError
 from .config import ModelConfig
 
 FORMAT = "e2micro-checkpoint"
@@ -14,7 +17,7 @@ VERSION = 1
 _DERIVED = (".filter", ".expanded_bias")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BadInput):
     """A checkpoint is missing, corrupt, foreign or inconsistent."""
 
 
@@ -34,10 +37,24 @@ def model_state(model: torch.nn.Module) -> dict:
 
 
 def atomic_save(obj, path: str | Path) -> None:
-    """torch.save through a temp file renamed over `path` (see `atomic.py`)."""
+    """torch.save, published atomically (`e2micro.atomic`). Serialised in memory first: torch's
+    own writer reports a full disk as "[enforce fail at inline_container.cc]", the OS names the file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: torch.save(obj, f))
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
+    write_atomic(path, buf.getvalue())
+
+
+def safe_load(path: Path, what: str):
+    """torch.load(weights_only=True) with one clear line for every bad file (nothing in it runs)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 — any unpickling failure means a bad file
+        raise CheckpointError(f"{path}: not a readable {what} ({_reason(e)})") from None
 
 
 def load_weights(model: torch.nn.Module, state_dict: dict) -> None:
@@ -54,12 +71,11 @@ def save_checkpoint(path, model, config: ModelConfig, metrics: dict | None = Non
 def read_checkpoint(path: str | Path) -> dict:
     """Load and validate the dict (weights_only=True: no code from the file is run)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 — any unpickling failure means a bad file
-        raise CheckpointError(f"{path}: not a readable e2micro checkpoint ({_reason(e)})") from None
+    ckpt = safe_load(path, "e2micro checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an e2micro checkpoint (no '{FORMAT}' marker)")
     if ckpt.get("version") != VERSION:
@@ -71,13 +87,32 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def _reason(e: Exception) -> str:
+    """Why torch.load refused a file, without torch's advice to retry with weights_only=False
+    (which would run whatever code the file holds)."""
     text = str(e)
-    # torch's weights_only refusal hides the cause after "WeightsUnpickler error:", and its first
-    # line suggests weights_only=False, which is exactly what must not be done with unknown files.
-    if "WeightsUnpickler error:" in text:
-        text = "refused by the weights-only unpickler: " + text.split("WeightsUnpickler error:", 1)[1]
+    if m := re.search(r"GLOBAL ([\w.]+)", text):
+        return (f"it holds code, a reference to {m.group(1)}, which a checkpoint never does; "
+                "refused, nothing from it was run")
+    if "Weights only load failed" in text or "WeightsUnpickler" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+        return f"it is not plain tensor data ({detail[0].strip() if detail else 'refused'}); nothing from it was run"
+    if "central directory" in text or "zip archive" in text or isinstance(e, (OSError, EOFError)):
+        first = text.strip().split(". ")[0].splitlines()[0][:120] if text.strip() else type(e).__name__
+        return f"truncated or corrupt: {first}"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return " ".join(lines[:2])[:200] if lines else type(e).__name__
+    return lines[0][:160] if lines else type(e).__name__
+
+
+def _mismatch(model: torch.nn.Module, stored: dict) -> str:
+    """The first differences between stored weights and the architecture's."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith(_DERIVED)}
+    have = {k: tuple(v.shape) for k, v in stored.items() if hasattr(v, "shape")}
+    diffs = [f"'{k}' is {list(have[k])} in the file, {list(want[k])} in the model"
+             for k in want if k in have and have[k] != want[k]]
+    diffs += [f"'{k}' missing from the file" for k in want if k not in have]
+    diffs += [f"unexpected '{k}'" for k in have if k not in want]
+    more = f"; {len(diffs) - 2} more" if len(diffs) > 2 else ""
+    return "; ".join(diffs[:2]) + more if diffs else "incompatible weights"
 
 
 def load_model(path: str | Path):
@@ -92,9 +127,9 @@ def load_model(path: str | Path):
     model = model_from_config(config)
     try:
         load_weights(model, ckpt["state_dict"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not match the stored architecture "
-                              f"({str(e).splitlines()[0][:160]})") from None
+    except RuntimeError:
+        raise CheckpointError(f"{path}: weights do not match the stored architecture ({config.group or 'none'}, "
+                              f"width {config.width}): {_mismatch(model, ckpt['state_dict'])}") from None
     for name, t in ckpt["state_dict"].items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise CheckpointError(f"{path}: weight '{name}' contains NaN or Inf")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from e2micro.errors import BadInput
+
 from .groups import parse_group
 
 # Approximate per-channel statistics of PCam's RGB pixels (0..255). They only centre the input;
@@ -35,17 +37,17 @@ class ModelConfig:
             object.__setattr__(self, "class_names", names)
         object.__setattr__(self, "class_names", tuple(str(n) for n in self.class_names))
         if not (0 < float(self.width) <= 4):
-            raise ValueError(f"width must be in (0, 4], got {self.width}")
+            raise BadInput(f"width must be in (0, 4], got {self.width}")
         if int(self.num_classes) < 2:
-            raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
+            raise BadInput(f"num_classes must be at least 2, got {self.num_classes}")
         if len(self.class_names) != self.num_classes:
-            raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
+            raise BadInput(f"{len(self.class_names)} class names for {self.num_classes} classes")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError("mean and std need 3 values each, std positive")
+            raise BadInput("mean and std need 3 values each, std positive")
         if self.activation not in ("relu6", "relu"):
-            raise ValueError(f"activation must be relu6 or relu, got {self.activation!r}")
+            raise BadInput(f"activation must be relu6 or relu, got {self.activation!r}")
         if int(self.input_size) % 2 == 0:
-            raise ValueError(
+            raise BadInput(
                 f"input size {self.input_size} is even: the model needs odd grids so that rotations "
                 "about the centre map pixels onto pixels (PCam's 96×96 is cropped to 95×95)"
             )
@@ -64,5 +66,5 @@ class ModelConfig:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         unknown = sorted(set(d) - set(known))
         if unknown:
-            raise ValueError(f"unknown config keys {unknown}")
+            raise BadInput(f"unknown config keys {unknown}")
         return cls(**known)

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from e2micro.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,12 @@ def setup(device: str | None = None) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device in (None, "auto") else device.startswith("cuda")
+    device = "auto" if device is None else str(device).strip().lower()
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise BadInput(f"--device {device!r}: use auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInput(f"--device {device}: CUDA is not available here (use --device cpu or auto)")
+    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if use_cuda:
         torch.cuda.set_device(local)
         dev = torch.device("cuda", local)

@@ -5,7 +5,13 @@ import math
 import re
 from dataclasses import dataclass
 
+from e2micro.errors import BadInput
+
+
 _PATTERN = re.compile(r"^([CD])(\d+)$")
+# A 3×3 filter resolves few directions: past N = 16 a larger group only multiplies the channels
+# per field (and the build time: C400 takes minutes) without adding resolvable rotations.
+MAX_N = 16
 
 
 @dataclass(frozen=True)
@@ -42,10 +48,13 @@ def parse_group(name: str | None) -> Group | None:
         return None
     m = _PATTERN.match(str(name).strip().upper())
     if not m:
-        raise ValueError(f"unknown group {name!r}: use C4, C8, C12, D4, D8 (C_N or D_N with N a multiple of 4) or none")
+        raise BadInput(f"unknown group {name!r}: use C4, C8, C12, D4, D8 (C_N or D_N with N a multiple of 4) or none")
     kind, n = m.group(1), int(m.group(2))
     if n <= 0 or n % 4:
-        raise ValueError(f"group {name!r}: N must be a positive multiple of 4 so that 90° rotations are in the group")
+        raise BadInput(f"group {name!r}: N must be a positive multiple of 4 so that 90° rotations are in the group")
+    if n > MAX_N:
+        raise BadInput(f"group {name!r}: N must be at most {MAX_N} (a 3×3 filter cannot resolve more rotations; "
+                         "larger groups only multiply the channels and the build time)")
     return Group(kind, n)
 
 

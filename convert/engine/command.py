@@ -36,7 +36,7 @@ def engine_command(target: Path, out: Path | None = None, *, firmware: Path | No
                    echo: Callable[[str], None] = print) -> dict:
     """Generate the engine's C sources and report next to the int8 model (a checkpoint is
     converted with `convert tflite` first, or its existing conversion reused)."""
-    from train.atomic import write_atomic
+    from e2micro.atomic import write_atomic
 
     from ..edgetpu import _model_for
     from ..tflite_graph import Graph
@@ -107,7 +107,7 @@ def register(app) -> None:
     ):
         """Generate C for the int8 model (no interpreter, bit-exact with TFLM): equivariant weights
         stored compressed, blocks streamed row by row; writes e2m_model.{h,c} and engine_report.{json,md}."""
-        from train.cli.errors import user_errors
+        from e2micro.cli_errors import cli_errors
 
-        with user_errors():
+        with cli_errors("nothing published"):
             engine_command(target, out, firmware=firmware, group=group, echo=typer.echo)

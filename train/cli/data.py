@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from .errors import user_errors
+from e2micro.cli_errors import cli_errors
 
 app = typer.Typer(help="Data sets in PCam's file layout.", no_args_is_help=True)
 
@@ -21,6 +21,6 @@ def demo(
     """Write a small synthetic PCam-like set (label = centre 32×32 px only; offline, deterministic)."""
     from ..data.demo import write_demo
 
-    with user_errors():
+    with cli_errors():
         sizes = write_demo(out, seed, {"train": train, "valid": valid, "test": test})
     typer.echo(f"wrote demo data to {out}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))

@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
 
-from .errors import user_errors
+from e2micro.cli_errors import cli_errors
+
+
+def _finite(v):
+    """JSON has no NaN: a figure that is undefined here (ROC AUC on one class) becomes null."""
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def eval_command(
@@ -14,21 +20,23 @@ def eval_command(
     data: Path = typer.Option(..., "--data", help="Directory with PCam-format files."),
     split: str = typer.Option("test", help="train, valid or test."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
-    limit: int = typer.Option(None, help="Evaluate the first N images only."),
+    limit: int = typer.Option(None, min=1, help="Evaluate the first N images only."),
     invariance: bool = typer.Option(True, "--invariance/--no-invariance", help="Also measure rotation behaviour."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (undefined figures as null)."),
 ):
     """Accuracy, ROC AUC, NLL, class-change rate under 90° rotations, softmax change under 30°/45°."""
-    from ..checkpoint import load_model
-    from ..data.pcam import PCamSplit
-    from ..evaluate import evaluate
+    with cli_errors():
+        from ..checkpoint import load_model
+        from ..data.pcam import PCamSplit
+        from ..evaluate import evaluate
 
-    with user_errors():
         model, config, _ = load_model(checkpoint)
-        result = evaluate(model, config, PCamSplit(data, split), batch_size, invariance, limit)
+        images = PCamSplit(data, split)
+        images.check_labels(config.num_classes, f"the model ({config.num_classes} classes)")
+        result = evaluate(model, config, images, batch_size, invariance, limit)
     result = {"checkpoint": str(checkpoint), "group": config.group or "none", "width": config.width, **result}
     if as_json:
-        typer.echo(json.dumps(result))
+        typer.echo(json.dumps({k: _finite(v) for k, v in result.items()}, allow_nan=False))
         return
     for k, v in result.items():
         typer.echo(f"{k:>26}: {v:.4f}" if isinstance(v, float) else f"{k:>26}: {v}")

@@ -5,33 +5,38 @@ from pathlib import Path
 
 import typer
 
-from .errors import user_errors
+from e2micro.cli_errors import cli_errors
 
 
 def fit_command(
     data: Path = typer.Option(..., "--data", help="Directory with PCam-format train/valid files."),
     out: Path = typer.Option(Path("ckpt.pt"), "--out", help="Best checkpoint (lowest validation loss)."),
-    group: str = typer.Option("C12", help="C4, C8, C12, D4, D8 (C_N/D_N, N a multiple of 4), or none."),
-    width: float = typer.Option(0.35, help="Width multiplier."),
-    epochs: int = typer.Option(10, min=1),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Per process."),
-    lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, cosine schedule)."),
-    weight_decay: float = typer.Option(1e-4, "--weight-decay"),
-    seed: int = typer.Option(0),
-    activation: str = typer.Option("relu6", help="relu6 (MobileNetV2) or relu (cross-layer equalization is "
-                                                   "then exact at conversion)."),
+    group: str = typer.Option(None, help="C4, C8, C12, C16, D4, D8, D16 (C_N/D_N, N a multiple of 4, at most 16), "
+                                         "or none.  [default: C12]"),
+    width: float = typer.Option(None, help="Width multiplier.  [default: 0.35]"),
+    epochs: int = typer.Option(None, min=1, help="[default: 10]; with --resume, a larger value extends the run."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Per process.  [default: 64]"),
+    lr: float = typer.Option(None, help="Peak learning rate (AdamW, cosine schedule).  [default: 0.002]"),
+    weight_decay: float = typer.Option(None, "--weight-decay", help="[default: 0.0001]"),
+    seed: int = typer.Option(None, min=0, help="[default: 0]"),
+    activation: str = typer.Option(None, help="relu6 (MobileNetV2) or relu (cross-layer equalization is "
+                                              "then exact at conversion).  [default: relu6]"),
+    num_classes: int = typer.Option(None, "--num-classes", min=2, help="Classes in the labels (PCam: 2).  "
+                                                                       "[default: 2]"),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run saved next to --out (<out>.last.pt)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run saved next to --out (<out>.last.pt) "
+                                                        "with its stored settings."),
+    force: bool = typer.Option(False, "--force", help="Start over where an earlier run's files exist at --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Train a model; keeps the checkpoint with the lowest validation loss and a JSON-lines log."""
-    from ..fit import FitSettings, TrainingError, fit
+    given = {k: v for k, v in dict(group=group, width=width, epochs=epochs, batch_size=batch_size, lr=lr,
+                                   weight_decay=weight_decay, seed=seed, activation=activation,
+                                   num_classes=num_classes).items() if v is not None}
+    with cli_errors("stopped; with an epoch finished, the same command and --resume continues"):
+        from ..fit import FitSettings, fit
 
-    with user_errors():
-        try:
-            best = fit(FitSettings(str(data), str(out), group, width, epochs, batch_size, lr, weight_decay, seed,
-                                   activation=activation, device=device, progress=progress), resume=resume)
-        except TrainingError as e:
-            raise RuntimeError(str(e)) from None
+        best = fit(FitSettings(str(data), str(out), device=device, progress=progress, **given), resume=resume,
+                   given=given, force=force)
     if best is not None:  # rank 0 only
         typer.echo(f"best epoch {best.get('epoch')}: val loss {best['val_loss']:.4f}, checkpoint {out}")

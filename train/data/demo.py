@@ -8,10 +8,12 @@ rotation invariant in distribution, so the label is too. Fully determined by the
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from e2micro.atomic import atomic_path
+from e2micro.errors import BadInput
 
 from .pcam import PATCH, split_paths
 
@@ -89,21 +91,14 @@ def make_split(n: int, seed: int, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_split(root: Path, split: str, x: np.ndarray, y: np.ndarray) -> None:
-    """Write both files of a split atomically (temp names, then rename)."""
+    """Write both files of a split, each atomically."""
     import h5py
 
-    paths = split_paths(root, split)
-    temps = [p.with_name(p.name + ".tmp") for p in paths]
-    try:
-        with h5py.File(temps[0], "w") as f:
-            f.create_dataset("x", data=x, chunks=(min(32, len(x)), PATCH, PATCH, 3))
-        with h5py.File(temps[1], "w") as f:
-            f.create_dataset("y", data=y.reshape(-1, 1, 1, 1), chunks=(min(32, len(y)), 1, 1, 1))
-        for t, p in zip(temps, paths):
-            os.replace(t, p)
-    finally:
-        for t in temps:
-            t.unlink(missing_ok=True)
+    xp, yp = split_paths(root, split)
+    with atomic_path(xp) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("x", data=x, chunks=(min(32, len(x)), PATCH, PATCH, 3))
+    with atomic_path(yp) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("y", data=y.reshape(-1, 1, 1, 1), chunks=(min(32, len(y)), 1, 1, 1))
 
 
 def write_demo(out: str | Path, seed: int = 0, sizes: dict | None = None) -> dict:
@@ -113,7 +108,7 @@ def write_demo(out: str | Path, seed: int = 0, sizes: dict | None = None) -> dic
     sizes = {**DEFAULT_SIZES, **(sizes or {})}
     for split, n in sizes.items():
         if n < 2:
-            raise ValueError(f"split {split}: need at least 2 patches, got {n}")
+            raise BadInput(f"split {split}: need at least 2 patches, got {n}")
         x, y = make_split(n, seed, split)
         write_split(out, split, x, y)
     return sizes

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from e2micro.errors import BadInput
+
 from .augment import dihedral
 from .pcam import PCamSplit, to_model_input
 
@@ -37,7 +39,7 @@ def plan(split: PCamSplit, batch_size: int, *, shuffle: bool, seed: int, epoch: 
         # DDP needs the same number of steps on every rank: the smallest share decides.
         steps = min(sum(b - a for a, b in share) for share in per_rank) // batch_size
         if steps == 0:
-            raise ValueError(f"split '{split.split}' has {n} rows: too few for batch size {batch_size} × {world} process(es)")
+            raise BadInput(f"split '{split.split}' has {n} rows: too few for batch size {batch_size} × {world} process(es)")
     return Plan(tuple(per_rank[rank]), steps)
 
 

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from e2micro.errors import BadInput
+
 SPLITS = ("train", "valid", "test")
 PATCH = 96
 
 
-class PCamFormatError(ValueError):
+class PCamFormatError(BadInput):
     """A PCam file is missing or does not have PCam's layout."""
 
 
@@ -29,6 +31,8 @@ def split_paths(root: str | Path, split: str) -> tuple[Path, Path]:
 def _open(path: Path, key: str):
     import h5py
 
+    if path.is_dir():
+        raise PCamFormatError(f"{path} is a directory, not an HDF5 file")
     if not path.is_file():
         raise PCamFormatError(f"{path}: no such file")
     try:
@@ -39,6 +43,10 @@ def _open(path: Path, key: str):
         found = sorted(f.keys())
         f.close()
         raise PCamFormatError(f"{path}: no dataset {key!r} (found {found})")
+    if not isinstance(f[key], h5py.Dataset):
+        kind = type(f[key]).__name__.lower()
+        f.close()
+        raise PCamFormatError(f"{path}: {key!r} is an HDF5 {kind}, not a dataset")
     return f
 
 
@@ -87,9 +95,20 @@ class PCamSplit:
 
     @property
     def num_classes(self) -> int:
+        """Classes the labels imply (at least 2)."""
         if self.labels is None:
             raise PCamFormatError(f"{self.y_path}: no labels file")
         return max(2, int(self.labels.max()) + 1)
+
+    def check_labels(self, num_classes: int, what: str) -> None:
+        """Every label must be a class of `what` (0..num_classes-1)."""
+        if self.labels is None:
+            raise PCamFormatError(f"{self.y_path}: no labels file")
+        top = int(self.labels.max())
+        if top >= num_classes:
+            bad = int((self.labels >= num_classes).sum())
+            raise PCamFormatError(f"{self.y_path}: label {top} ({bad} of {self.n} rows) is not a class of {what} "
+                                  f"(0..{num_classes - 1})")
 
     def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Rows [start, stop): uint8 (n, 96, 96, 3) and int64 labels (n,) (None without labels)."""

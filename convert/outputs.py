@@ -1,0 +1,49 @@
+"""What `convert` writes into an output folder, and whether a folder is a previous output of it
+(the only kind it replaces as a whole)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+TFLITE_FILES = ("model.onnx", "model_float.tflite", "model_int8.tflite", "model_data.h", "model_data.cc",
+                "model_settings.h", "model_ops.h", "sample_patch.h", "sample_patch.cc", "report.json", "report.md")
+EDGETPU_FILES = ("model_edgetpu.tflite", "model_edgetpu.log", "model_edgetpu_data.h", "model_edgetpu_data.cc")
+OWN_FILES = frozenset(TFLITE_FILES + EDGETPU_FILES)
+
+
+def read_report(folder: Path) -> dict | None:
+    """report.json as written by `convert tflite` (a JSON object naming its checkpoint), else None."""
+    try:
+        report = json.loads((Path(folder) / "report.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    ok = isinstance(report, dict) and isinstance(report.get("checkpoint"), dict) and "sha256" in report["checkpoint"]
+    return report if ok else None
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """Entries of `folder` that make it not a previous output of `convert tflite` (empty: it is one,
+    or it is empty)."""
+    names = sorted(os.listdir(folder))
+    if not names:
+        return []
+    foreign = [n for n in names if n not in OWN_FILES or not (Path(folder) / n).is_file()]
+    if not foreign and read_report(folder) is None:
+        foreign = ["report.json (missing, or not written by convert tflite)"]
+    return foreign
+
+
+def discard_own(old: Path) -> list[str]:
+    """Remove a swapped-out previous output: only this tool's files; returns what else was found
+    (then the folder is kept, renamed, and nothing in it is lost)."""
+    left = []
+    for name in sorted(os.listdir(old)):
+        p = old / name
+        if name in OWN_FILES and p.is_file() and not p.is_symlink():
+            p.unlink()
+        else:
+            left.append(name)
+    if not left:
+        old.rmdir()
+    return left
