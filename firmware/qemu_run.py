@@ -40,7 +40,7 @@ class Build:
 
 def _last_error(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    hits = [ln for ln in lines if "error" in ln.lower()]
+    hits = [ln for ln in lines if re.search(r"\berror\b:|Error \d|FAILED|undefined reference", ln)]
     return (hits[0] if hits else (lines[-1] if lines else "no output"))[:400]
 
 

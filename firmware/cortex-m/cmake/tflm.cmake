@@ -46,7 +46,7 @@ string(TOUPPER ${_core} _core)
 # MicroMutableOpResolver method → TFLM kernel file (tensorflow/lite/micro/kernels/<name>.cc, or
 # kernels/cmsis_nn/<name>.cc where TFLM has a CMSIS-NN one) and the CMSIS-NN source folders it calls.
 set(_op_AddConv2D conv ConvolutionFunctions)
-set(_op_AddDepthwiseConv2D depthwise_conv ConvolutionFunctions)
+set(_op_AddDepthwiseConv2D depthwise_conv ConvolutionFunctions TransposeFunctions)  # MVE wrapper transposes
 set(_op_AddFullyConnected fully_connected FullyConnectedFunctions)
 set(_op_AddAdd add BasicMathFunctions)
 set(_op_AddMul mul BasicMathFunctions)
