@@ -1,10 +1,10 @@
 """Compile, size and run the TFLM-free firmware parts with Debian's arm-none-eabi toolchain and QEMU.
 
-CI has no TensorFlow Lite Micro source, so this is what it checks of firmware/cortex-m: the generated
-model and sample arrays, the image provider, the responder, the platform hooks and the board files
-compile for Cortex-M4 and Cortex-M7; `arm-none-eabi-size` says what lands in flash and RAM; and
-host_check/ (those parts) runs on an emulated Cortex-M (QEMU mps2, semihosting). main_functions.cc
-needs TFLM and is built only where TFLM's source is (see firmware/README.md). Used by tests/test_firmware.py and bench/firmware_size.py.
+The parts of firmware/cortex-m that need no TFLM, checked on their own: the generated model and
+sample arrays, the image provider, the responder, the platform hooks and the board files compile for
+Cortex-M4 and Cortex-M7; `arm-none-eabi-size` says what lands in flash and RAM; and host_check/
+(those parts) runs on an emulated Cortex-M (QEMU mps2, semihosting). The firmware with TFLM is built
+by firmware/qemu_run.py. Used by tests/test_firmware.py, qemu_run.py and the firmware benchmarks.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""What CI can check of the firmware without TFLM's source (firmware/ci_build.py): the TFLM-free
-parts compile for Cortex-M4 and Cortex-M7, the model lands in flash, those parts run on an emulated
-Cortex-M, and the Arduino sketch assembles. main_functions.cc needs TFLM and is not built here.
+"""The firmware parts that need no TFLM (firmware/ci_build.py): they compile for Cortex-M4 and
+Cortex-M7, the model lands in flash, those parts run on an emulated Cortex-M, and the Arduino sketch
+assembles. The firmware with TFLM itself: tests/test_firmware_tflm.py.
 The toolchain is required: a missing arm-none-eabi-g++ or QEMU fails these tests (`make setup`)."""
 from __future__ import annotations
 
@@ -97,15 +97,15 @@ def test_tflm_free_parts_run_on_an_emulated_cortex_m(objects, staged, cpu, tmp_p
 
 
 def test_cmake_boards_link_and_the_qemu_one_runs(staged, tmp_path, converted_c4):
-    """The CMake project without TFLM_DIR builds host_check.elf with its own startup code, linker
+    """The CMake project with E2MICRO_TFLM=OFF builds host_check.elf with its own startup code, linker
     scripts and newlib: run it on QEMU's Cortex-M7, and check where the Nucleo build puts things."""
     assert shutil.which("cmake"), f"cmake missing: {ci_build.INSTALL}"
     usage = {}
     for board in ("mps2_an500", "nucleo_h743zi"):
         build = tmp_path / board
-        r = subprocess.run(["cmake", "-S", str(staged), "-B", str(build), f"-DE2MICRO_BOARD={board}"],
-                           capture_output=True, text=True)
-        assert r.returncode == 0 and "TFLM_DIR not set: building host_check only" in r.stdout, r.stdout + r.stderr
+        r = subprocess.run(["cmake", "-S", str(staged), "-B", str(build), f"-DE2MICRO_BOARD={board}",
+                            "-DE2MICRO_TFLM=OFF"], capture_output=True, text=True)
+        assert r.returncode == 0 and "E2MICRO_TFLM=OFF: building host_check only" in r.stdout, r.stdout + r.stderr
         r = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr
         unit = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}  # ld's --print-memory-usage

@@ -3,6 +3,7 @@
 #include "main_functions.h"
 
 #include <cstdint>
+#include <cstring>
 
 #include "image_provider.h"
 #include "model_data.h"
@@ -128,4 +129,15 @@ void loop() {
   }
   const uint32_t elapsed = E2MicroMicros() - start;
   RespondToResult(output->data.int8, kCategoryCount, elapsed, info);
+}
+
+bool Classify(const int8_t* image, int8_t* scores) {
+  if (!ready) return false;  // setup() said why
+  std::memcpy(input->data.int8, image, kInputSize);
+  if (interpreter->Invoke() != kTfLiteOk) {
+    E2MicroPrint("error: Invoke() failed\n");
+    return false;
+  }
+  std::memcpy(scores, output->data.int8, kCategoryCount);
+  return true;
 }

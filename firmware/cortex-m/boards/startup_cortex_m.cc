@@ -8,6 +8,7 @@ extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;  // from the lin
 void __libc_init_array();
 int main();
 void Reset_Handler();
+void SysTick_Handler();
 }
 
 namespace {
@@ -17,11 +18,14 @@ void Hang() {
 }
 }  // namespace
 
+// A board file that enables the SysTick interrupt defines the strong version (boards/qemu_mps.cc).
+extern "C" __attribute__((weak)) void SysTick_Handler() { Hang(); }
+
 // Initial stack pointer, then reset, NMI, HardFault, MemManage, BusFault, UsageFault, 4 reserved,
 // SVCall, DebugMonitor, reserved, PendSV, SysTick. Nothing here enables an interrupt.
 __attribute__((section(".isr_vector"), used)) void (*const g_vector_table[16])() = {
     reinterpret_cast<void (*)()>(&_estack), Reset_Handler, Hang, Hang, Hang, Hang, Hang, nullptr, nullptr,
-    nullptr, nullptr, Hang, Hang, nullptr, Hang, Hang,
+    nullptr, nullptr, Hang, Hang, nullptr, Hang, SysTick_Handler,
 };
 
 // No loop-to-memcpy rewriting here: .data and .bss are not set up yet.
