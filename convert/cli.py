@@ -26,7 +26,9 @@ def tflite(
     bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",
                                          help="Analytic bias correction."),
     relu6: str = typer.Option("keep", help="keep: ReLU6 stays and equalization/absorption skip the layers it "
-                                           "ends; relu: replace it by ReLU there (DFQ paper; changes the function)."),
+                                           "ends; relu: replace it by ReLU there (DFQ paper; changes the function); "
+                                           "bounded: ReLU6 stays, fields whose batch-norm bound stays below 6 are "
+                                           "rescaled anyway."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="int8 weight scales."),
     distill_steps: int = typer.Option(200, "--distill-steps", min=1, help="distilled ranges: optimisation steps."),
     calibration_data: Path = typer.Option(None, "--calibration-data",

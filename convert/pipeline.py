@@ -127,7 +127,7 @@ def _publish(staging: Path, out: Path) -> None:
 def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dict:
     import torch
 
-    from calibration.dfq import apply_dfq
+    from calibration.dfq import apply_dfq, skipped_steps
     from calibration.fold import fold_all
     from calibration.points import activation_points
     from train.checkpoint import load_model
@@ -153,7 +153,8 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress) -> dic
     with progress.stage("data-free quantization: " + (", ".join(opts.dfq.steps()) or "no steps")):
         plain, history = apply_dfq(folded, opts.dfq)
         points = activation_points(plain)
-        dfq_report = {**opts.dfq.to_dict(), "effect": _dfq_effect(model, folded, history, size)}
+        dfq_report = {**opts.dfq.to_dict(), "skipped": skipped_steps(folded, opts.dfq),
+                      "effect": _dfq_effect(model, folded, history, size)}
 
     with progress.stage(f"activation ranges ({opts.ranges})"):
         table = _ranges(opts, plain, size)
