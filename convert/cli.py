@@ -30,7 +30,7 @@ def tflite(
                                            "bounded: ReLU6 stays, fields whose batch-norm bound stays below 6 are "
                                            "rescaled anyway."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="int8 weight scales."),
-    distill_steps: int = typer.Option(200, "--distill-steps", min=1, help="distilled ranges: optimisation steps."),
+    distill_steps: int = typer.Option(100, "--distill-steps", min=1, help="distilled ranges: optimisation steps."),
     calibration_data: Path = typer.Option(None, "--calibration-data",
                                           help="PCam-format *_x.h5 (or directory, valid split) for --ranges data."),
     calibration_images: int = typer.Option(256, "--calibration-images", min=1),
