@@ -60,9 +60,14 @@ def head_probe(model, count: int = 8, steps: int = 20, seed: int = 0) -> dict[st
     across positions)."""
     from .points import observing
 
-    images = distill_images(model, count, steps, seed=seed)
-    points = [p for p in activation_points(model) if p.key in ("head.mean", "logits")]
-    seen = {}
-    with observing(points, seen.__setitem__), torch.no_grad():
-        model(images)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # conv sums run in a thread-dependent order: one thread gives the same ranges anywhere
+    try:
+        images = distill_images(model, count, steps, seed=seed)
+        points = [p for p in activation_points(model) if p.key in ("head.mean", "logits")]
+        seen = {}
+        with observing(points, seen.__setitem__), torch.no_grad():
+            model(images)
+    finally:
+        torch.set_num_threads(threads)
     return {k: v.detach().double() for k, v in seen.items()}

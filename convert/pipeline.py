@@ -33,7 +33,7 @@ class ConvertOptions:
     parity_images: int = 16  # keeps a width-1.0 conversion under a minute; tests check whole splits
     firmware: Path | None = None  # also copy the generated C sources into this firmware folder
     dfq: DFQOptions = DFQOptions()
-    bn_k: float = 5.0  # ranges "bn": mean ± k·std (5 measured best of 3–8, bench/quantization.py)
+    bn_k: float = 5.0  # ranges "bn": conv outputs mean ± k·std (3 or 4 clipped more on the hard demo)
     distill_images: int = 8  # 8 images × 100 steps: a quarter of 16 × 200 (time: bench/quantization.py)
     distill_steps: int = 100
 

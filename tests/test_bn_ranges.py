@@ -109,3 +109,15 @@ def test_relu6_preserving_equalization(folded):
     with torch.no_grad():
         assert float((e(x) - m(x)).abs().max() / m(x).abs().max()) < 1e-4
     assert not any(hasattr(u, "eligible") for u in e.conv_units())
+
+
+def test_probe_ranges_do_not_depend_on_the_thread_count(folded):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = bn_ranges(folded).ranges
+        torch.set_num_threads(1)
+        one = bn_ranges(folded).ranges
+    finally:
+        torch.set_num_threads(threads)
+    assert one == two and torch.get_num_threads() == threads
