@@ -60,13 +60,18 @@ def _analytic(model, k: dict) -> dict[str, tuple[float, float]]:
     return ranges
 
 
+FLOOR = 0.25  # the probe's half-width is at least this fraction of the analytic bound's: a few
+# images close to the mean must not clip real logits (the probe sees no structure of real tissue)
+
+
 def _probed(ranges: dict, probe: dict[str, torch.Tensor], k: float) -> dict:
     out = dict(ranges)
     for key, v in probe.items():
         m, s = v.mean(0), v.std(0)
-        lo = min(float((m - k * s).min()), float(v.min()))
-        hi = max(float((m + k * s).max()), float(v.max()))
         blo, bhi = ranges[key]
+        half = max(k * float(s.max()), FLOOR * (bhi - blo) / 2)
+        lo = min(float(m.min()) - half, float(v.min()))
+        hi = max(float(m.max()) + half, float(v.max()))
         out[key] = (max(lo, blo), min(hi, bhi))  # never wider than the analytic bound
     return out
 
