@@ -1,16 +1,19 @@
 """Data-free activation ranges from batch-norm statistics.
 
-Rule, per activation (k = `k`, default 5: real activations have heavier tails than a normal;
-bench/quantization.py measured 3–8 and 5 kept the int8 model closest to the float one):
+Rule, per activation (k per kind of activation, `K`):
 - conv outputs: [min_c(β_c − kγ_c), max_c(β_c + kγ_c)] of the pre-activation N(β, γ²), clipped to the
-  activation's bounds ([0, 6] for ReLU6, [0, ∞) for ReLU);
-- residual adds: mean ± k·std of the sum, per channel (`stats.py`), min and max over channels;
+  activation's bounds ([0, 6] for ReLU6, [0, ∞) for ReLU); k = K["conv"];
+- linear projections and residual adds: the same with k = K["residual"]: the residual stream
+  carries the heaviest tails (on real tissue, early adds reach about twice their 5·std bound);
 - the masked map before pooling: the range of the unit it masks (the mask only adds zeros);
-- the pooled mean: mean ± k·std of `stats.py`'s pooled statistics, inside [0, mask fraction × the
-  pooled unit's upper bound];
-- logits: mean ± k·Σ|w|·std through the classifier (a bound for any correlation of the features);
+- the pooled mean and the logits: batch-norm statistics mix the spread across images with the far
+  larger spread across positions, so a bound from them alone is several times too wide for the
+  pooled features (one int8 step of the logits was ≈0.1). `HEAD` says how they are bounded:
+  "probe" measures them on a few briefly distilled images (`distill.head_probe`: no real image),
+  mean ± K["head"]·std across those images per channel, never wider than the analytic bound;
 - the input: the contract, 0..255.
-Every range is then widened to include 0 (see `RangesTable`).
+Every range is then widened to include 0 (see `RangesTable`). bench/quantization.py measures the
+rule against ranges measured on images.
 """
 from __future__ import annotations
 
@@ -22,12 +25,15 @@ from .points import INPUT, act_name, activation_points
 from .ranges import RangesTable
 from .stats import BOUNDS, activation_stats
 
+K = {"conv": 5.0, "residual": 8.0, "head": 4.0}
+PROBE = {"count": 8, "steps": 10, "seed": 0}
+
 
 def _span(mean: torch.Tensor, std: torch.Tensor, k: float) -> tuple[float, float]:
     return float((mean - k * std).min()), float((mean + k * std).max())
 
 
-def bn_ranges(model, k: float = 5.0) -> RangesTable:
+def _analytic(model, k: dict) -> dict[str, tuple[float, float]]:
     points = activation_points(model)
     stats = activation_stats(model, points)
     ranges: dict[str, tuple[float, float]] = {}
@@ -36,20 +42,68 @@ def bn_ranges(model, k: float = 5.0) -> RangesTable:
         if p.key in (INPUT, "input_mask"):
             continue
         if kind == "Conv":
-            lo, hi = _span(p.module.bn_mean.double(), p.module.bn_std.double(), k)
             a, b = BOUNDS[act_name(p.module.act)]
+            kk = k["residual"] if p.act == "none" else k["conv"]
+            lo, hi = _span(p.module.bn_mean.double(), p.module.bn_std.double(), kk)
             ranges[p.key] = (min(max(lo, a), b), max(min(hi, b), a))
         elif p.key == "head.mask":
             ranges[p.key] = ranges[p.inputs[0]]
         elif kind == "ReduceMean":
-            lo, hi = _span(stats[p.key].mean, stats[p.key].std, k)
+            lo, hi = _span(stats[p.key].mean, stats[p.key].std, k["conv"])
             frac = float(model.head.mask.mask.mean())
             plo, phi = ranges[p.inputs[0]]
             ranges[p.key] = (max(lo, frac * plo), min(hi, frac * phi))
-        else:  # Add, Gemm
-            ranges[p.key] = _span(stats[p.key].mean, stats[p.key].std, k)
+        elif kind == "Add":
+            ranges[p.key] = _span(stats[p.key].mean, stats[p.key].std, k["residual"])
+        else:  # Gemm: mean ± k·Σ|w|·std, a bound for any correlation of the features
+            ranges[p.key] = _span(stats[p.key].mean, stats[p.key].std, k["conv"])
+    return ranges
+
+
+FLOOR = 0.25  # the probe's half-width is at least this fraction of the analytic bound's: a few
+# images close to the mean must not clip real logits (the probe sees no structure of real tissue)
+
+
+def _probed(ranges: dict, probe: dict[str, torch.Tensor], k: float) -> dict:
+    out = dict(ranges)
+    for key, v in probe.items():
+        m, s = v.mean(0), v.std(0)
+        blo, bhi = ranges[key]
+        half = max(k * float(s.max()), FLOOR * (bhi - blo) / 2)
+        lo = min(float(m.min()) - half, float(v.min()))
+        hi = max(float(m.max()) + half, float(v.max()))
+        out[key] = (max(lo, blo), min(hi, bhi))  # never wider than the analytic bound
+    return out
+
+
+def _check(ranges: dict) -> None:
     for key, (lo, hi) in ranges.items():
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise ValueError(f"batch-norm range of '{key}' is not finite")
-    return RangesTable("bn", ranges, {"k": k, "rule": "batch-norm statistics: mean ± k·std per channel, "
-                                                      "clipped by the activation, min/max over channels"})
+
+
+def bn_ranges(model, k: float | None = None, head: str = "probe") -> RangesTable:
+    """The default data-free table. `k` overrides K["conv"] (`--bn-k`); head "probe" or "bound"."""
+    from .distill import head_probe
+
+    kk = {**K, **({"conv": k} if k is not None else {})}
+    ranges = _analytic(model, kk)
+    _check(ranges)
+    if head == "probe":
+        ranges = _probed(ranges, head_probe(model, **PROBE), kk["head"])
+    elif head != "bound":
+        raise ValueError(f"head must be 'probe' or 'bound', got {head!r}")
+    return RangesTable("bn", ranges, {"k": kk, "head": head, **({"probe": PROBE} if head == "probe" else {}),
+                                      "rule": "batch-norm statistics: mean ± k·std per channel, k per kind, "
+                                              "clipped by the activation; pooled mean and logits from a probe of "
+                                              "a few distilled images" if head == "probe" else
+                                              "batch-norm statistics: mean ± k·std per channel, k per kind, "
+                                              "clipped by the activation"})
+
+
+def previous_bn_ranges(model, k: float = 5.0) -> RangesTable:
+    """The rule before the hard demo and the tissue tiles could tell (k = 5 for every kind, logits
+    bounded by Σ|w|·std): kept so that bench/quantization.py can show what changed."""
+    ranges = _analytic(model, {"conv": k, "residual": k, "head": k})
+    _check(ranges)
+    return RangesTable("bn", ranges, {"k": k, "rule": "previous: mean ± k·std everywhere"})

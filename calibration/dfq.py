@@ -10,16 +10,18 @@ from dataclasses import asdict, dataclass
 
 from .absorb import absorb_high_biases
 from .bias_correction import correct_bias
-from .equalize import equalize, relu6_to_relu
+from .equalize import equalize, relu6_to_relu, scalable_pairs
 
-RELU6_MODES = ("keep", "relu")
+RELU6_MODES = ("keep", "relu", "bounded")
+CLIP_K = 5.0  # relu6 "bounded": a field is scaled only while β + 5γ stays below the clip at 6
 
 
 @dataclass(frozen=True)
 class DFQOptions:
     # keep: ReLU6 stays, so equalization/absorption skip the pairs it ends (the function is kept);
-    # relu: ReLU6 → ReLU where they would rescale (DFQ paper, AIMET). bench/quantization.py measured
-    # keep closer to the float model (top-1 agreement 99.6 % vs 99.0 %, accuracy −0.0 vs −0.6 pt).
+    # relu: ReLU6 → ReLU where they would rescale (DFQ paper, AIMET); bounded: ReLU6 kept, fields
+    # whose batch-norm bound stays below 6 are rescaled/shifted anyway (equalize.py). Figures:
+    # bench/results/quantization.md.
     relu6: str = "keep"
     equalize: bool = True
     absorb: bool = True
@@ -40,10 +42,21 @@ class DFQOptions:
         return {**asdict(self), "steps": self.steps()}
 
 
+def skipped_steps(model, opts: DFQOptions) -> dict[str, str]:
+    """{step: why} for enabled steps that have nothing to act on (ReLU6 kept: no layer pairs)."""
+    m = relu6_to_relu(model) if opts.relu6 == "relu" else model
+    clip_k = CLIP_K if opts.relu6 == "bounded" else None
+    none = not any(scalable_pairs(m, clip_k))
+    for u in m.conv_units():
+        u.__dict__.pop("eligible", None)
+    return {s: "no pairs" for s in ("equalize", "absorb_high_biases") if none and s in opts.steps()}
+
+
 def apply_dfq(model, opts: DFQOptions):
     """(transformed model, [(step name, model after the step)]) for the enabled steps."""
-    fns = {"relu6_to_relu": relu6_to_relu, "equalize": equalize,
-           "absorb_high_biases": lambda m: absorb_high_biases(m, opts.absorb_k),
+    clip_k = CLIP_K if opts.relu6 == "bounded" else None
+    fns = {"relu6_to_relu": relu6_to_relu, "equalize": lambda m: equalize(m, clip_k=clip_k),
+           "absorb_high_biases": lambda m: absorb_high_biases(m, opts.absorb_k, clip_k),
            "correct_bias": lambda m: correct_bias(m, opts.per_channel)}
     history = []
     for step in opts.steps():

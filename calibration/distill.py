@@ -12,7 +12,7 @@ from .points import activation_points
 from .ranges import RangesTable, observe
 
 
-def distill_images(model, count: int = 16, steps: int = 200, lr: float = 0.1, seed: int = 0) -> torch.Tensor:
+def distill_images(model, count: int = 8, steps: int = 100, lr: float = 0.1, seed: int = 0) -> torch.Tensor:
     model = model.eval()
     units = [p.module for p in activation_points(model) if p.onnx_ops and p.onnx_ops[0] == "Conv"]
     captured = {}
@@ -46,9 +46,28 @@ def distill_images(model, count: int = 16, steps: int = 200, lr: float = 0.1, se
     return (255 * torch.sigmoid(z)).detach()
 
 
-def distilled_ranges(model, count: int = 16, steps: int = 200, seed: int = 0) -> RangesTable:
+def distilled_ranges(model, count: int = 8, steps: int = 100, seed: int = 0) -> RangesTable:
     images = distill_images(model, count, steps, seed=seed)
     ranges, n = observe(model, [images[i:i + 8] for i in range(0, count, 8)])
     return RangesTable("distilled", ranges, {"images": n, "steps": steps, "seed": seed,
                                              "rule": "global min/max over images distilled to match batch-norm "
                                                      "statistics (ZeroQ)"})
+
+
+def head_probe(model, count: int = 8, steps: int = 20, seed: int = 0) -> dict[str, torch.Tensor]:
+    """{"head.mean": (count, C), "logits": (count, classes)} on a few briefly distilled images: the
+    spread across images that batch-norm statistics alone cannot tell (they mix it with the spread
+    across positions)."""
+    from .points import observing
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # conv sums run in a thread-dependent order: one thread gives the same ranges anywhere
+    try:
+        images = distill_images(model, count, steps, seed=seed)
+        points = [p for p in activation_points(model) if p.key in ("head.mean", "logits")]
+        seen = {}
+        with observing(points, seen.__setitem__), torch.no_grad():
+            model(images)
+    finally:
+        torch.set_num_threads(threads)
+    return {k: v.detach().double() for k, v in seen.items()}

@@ -10,6 +10,11 @@ ReLU6 is not homogeneous (clip at 6 becomes clip at 6/s), so pairs whose first l
 ReLU6 are left alone, unless `relu6_to_relu` first replaces it, as the DFQ paper and AIMET do
 (a deliberate change of the float function, measured in the report; the int8 range then clips
 those activations instead). Models trained with ReLU (`train fit --activation relu`) need neither.
+
+ReLU6-preserving form (`clip_k`): a ReLU6 unit whose pre-activation N(β, γ²) stays below the clip
+(β + k·γ ≤ 6 on every channel of a field) acts as a ReLU there, so its field may be scaled as long
+as the scaled bound stays below 6 too (s ≥ (β + kγ)/6): the function changes only for values
+beyond k standard deviations. Fields that reach the clip keep s = 1.
 """
 from __future__ import annotations
 
@@ -64,9 +69,18 @@ def _per_field(r: torch.Tensor, field: int) -> torch.Tensor:
     return r.view(-1, field).amax(1).repeat_interleave(field)
 
 
-def _scale_pair(a: ConvBNAct, b: ConvBNAct, field: int) -> torch.Tensor:
+def below_clip(unit: ConvBNAct, field: int, k: float) -> torch.Tensor:
+    """Per channel: True where the whole field's batch-norm bound β + kγ stays below ReLU6's 6."""
+    top = (unit.bn_mean + k * unit.bn_std).double()
+    return _per_field(top, field) <= 6.0
+
+
+def _scale_pair(a: ConvBNAct, b: ConvBNAct, field: int, clip_k: float | None = None) -> torch.Tensor:
     ra, rb = _per_field(out_ranges(a.conv), field), _per_field(in_ranges(b.conv), field)
     s = torch.where((ra > 0) & (rb > 0), (ra / rb.clamp_min(1e-30)).sqrt(), torch.ones_like(ra))
+    if isinstance(a.act, nn.ReLU6):  # only pairs admitted by scalable_pairs(clip_k): keep β/s + kγ/s ≤ 6
+        top = _per_field((a.bn_mean + clip_k * a.bn_std).to(s.dtype), field)
+        s = torch.where(a.eligible, torch.maximum(s, top / 6.0), torch.ones_like(s))
     with torch.no_grad():
         a.conv.weight.div_(s.view(-1, 1, 1, 1))
         a.conv.bias.div_(s)
@@ -84,18 +98,33 @@ def homogeneous(unit: ConvBNAct) -> bool:
     return isinstance(unit.act, (nn.ReLU, nn.Identity))
 
 
-def scalable_pairs(model: PlainMobileNetV2) -> list[list[tuple[ConvBNAct, ConvBNAct]]]:
-    """Per chain, the consecutive pairs whose first unit's activation commutes with scaling."""
-    return [[(a, b) for a, b in zip(c, c[1:]) if homogeneous(a)] for c in chains(model)]
+def scalable_pairs(model: PlainMobileNetV2, clip_k: float | None = None) -> list[list[tuple[ConvBNAct, ConvBNAct]]]:
+    """Per chain, the consecutive pairs whose first unit's activation commutes with scaling; with
+    clip_k, also ReLU6 units with at least one field below the clip (their `eligible` mask is set)."""
+    out = []
+    for c in chains(model):
+        pairs = []
+        for a, b in zip(c, c[1:]):
+            if homogeneous(a):
+                pairs.append((a, b))
+            elif clip_k is not None and isinstance(a.act, nn.ReLU6):
+                a.eligible = below_clip(a, model.field_size, clip_k)
+                if bool(a.eligible.any()):
+                    pairs.append((a, b))
+        out.append(pairs)
+    return out
 
 
-def equalize(model: PlainMobileNetV2, max_iterations: int = 100, tol: float = 1e-6) -> PlainMobileNetV2:
+def equalize(model: PlainMobileNetV2, max_iterations: int = 100, tol: float = 1e-6,
+             clip_k: float | None = None) -> PlainMobileNetV2:
     """Equalize every scalable pair, alternating over a chain's pairs until the scales stop changing."""
     model = copy.deepcopy(model)
     field = model.field_size
-    for pairs in scalable_pairs(model):
+    for pairs in scalable_pairs(model, clip_k):
         for _ in range(max_iterations if pairs else 0):
-            worst = max(float((_scale_pair(a, b, field) - 1).abs().max()) for a, b in pairs)
+            worst = max(float((_scale_pair(a, b, field, clip_k) - 1).abs().max()) for a, b in pairs)
             if worst < tol:
                 break
+    for u in model.conv_units():
+        u.__dict__.pop("eligible", None)
     return model

@@ -24,15 +24,18 @@ def tflite(
     out: Path = typer.Option(None, "--out", help="Output directory (default: <checkpoint>_tflite next to it)."),
     ranges: str = typer.Option("bn", help="Where int8 activation ranges come from: bn (batch-norm statistics, "
                                           "no images), distilled (images distilled from them), data (real images)."),
-    bn_k: float = typer.Option(5.0, "--bn-k", help="bn ranges: mean ± k·std."),
+    bn_k: float = typer.Option(5.0, "--bn-k", help="bn ranges: conv outputs mean ± k·std (the residual stream "
+                                                   "and the head have their own rules)."),
     equalize: bool = typer.Option(True, "--equalize/--no-equalize", help="Cross-layer equalization."),
     absorb: bool = typer.Option(True, "--absorb/--no-absorb", help="High-bias absorption."),
     bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",
                                          help="Analytic bias correction."),
     relu6: str = typer.Option("keep", help="keep: ReLU6 stays and equalization/absorption skip the layers it "
-                                           "ends; relu: replace it by ReLU there (DFQ paper; changes the function)."),
+                                           "ends; relu: replace it by ReLU there (DFQ paper; changes the function); "
+                                           "bounded: ReLU6 stays, fields whose batch-norm bound stays below 6 are "
+                                           "rescaled anyway."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="int8 weight scales."),
-    distill_steps: int = typer.Option(200, "--distill-steps", min=1, help="distilled ranges: optimisation steps."),
+    distill_steps: int = typer.Option(100, "--distill-steps", min=1, help="distilled ranges: optimisation steps."),
     calibration_data: Path = typer.Option(None, "--calibration-data",
                                           help="PCam-format *_x.h5 (or directory, valid split) for --ranges data."),
     calibration_images: int = typer.Option(256, "--calibration-images", min=1),

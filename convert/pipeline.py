@@ -37,9 +37,9 @@ class ConvertOptions:
     parity_images: int = 16  # keeps a width-1.0 conversion under a minute; tests check whole splits
     firmware: Path | None = None  # also copy the generated C sources into this firmware folder
     dfq: DFQOptions = DFQOptions()
-    bn_k: float = 5.0  # ranges "bn": mean ± k·std (5 measured best of 3–8, bench/quantization.py)
-    distill_images: int = 16
-    distill_steps: int = 200
+    bn_k: float = 5.0  # ranges "bn": conv outputs mean ± k·std (3 or 4 clipped more on the hard demo)
+    distill_images: int = 8  # 8 images × 100 steps: a quarter of 16 × 200 (time: bench/quantization.py)
+    distill_steps: int = 100
     force: bool = False  # write into a folder that is not a previous output (replacing only our files)
 
     def out_dir(self) -> Path:
@@ -193,7 +193,7 @@ def install_firmware_sources(out: Path, firmware: Path) -> None:
 def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_dir: Path | None) -> dict:
     import torch
 
-    from calibration.dfq import apply_dfq
+    from calibration.dfq import apply_dfq, skipped_steps
     from calibration.fold import fold_all
     from calibration.points import activation_points
     from train.checkpoint import load_model
@@ -218,7 +218,8 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_d
     with progress.stage("data-free quantization: " + (", ".join(opts.dfq.steps()) or "no steps")):
         plain, history = apply_dfq(folded, opts.dfq)
         points = activation_points(plain)
-        dfq_report = {**opts.dfq.to_dict(), "effect": _dfq_effect(model, folded, history, size)}
+        dfq_report = {**opts.dfq.to_dict(), "skipped": skipped_steps(folded, opts.dfq),
+                      "effect": _dfq_effect(model, folded, history, size)}
 
     with progress.stage(f"activation ranges ({opts.ranges})"):
         table = _ranges(opts, plain, size)

@@ -5,6 +5,11 @@ import json
 from pathlib import Path
 
 
+def _steps(dfq: dict) -> str:
+    skipped = dfq.get("skipped", {})
+    return ", ".join(f"{s} (skipped: {skipped[s]})" if s in skipped else s for s in dfq["steps"])
+
+
 def summary_lines(r: dict) -> list[str]:
     p, f = r["parity"], r["files"]
     lines = [
@@ -14,7 +19,7 @@ def summary_lines(r: dict) -> list[str]:
         f"TFLM arena {r['arena']['measured_bytes']:,} bytes measured → kTensorArenaSize {r['arena']['tensor_arena_size']:,}",
         "ops: " + ", ".join(f"{k}×{v}" for k, v in r["ops"].items()) + f"; {r['macs']['total'] / 1e6:.1f} M MACs",
         f"input int8 scale {r['input']['scale']:g}, zero point {r['input']['zero_point']}; "
-        f"ranges: {r['ranges']['method']}; DFQ: {', '.join(r['dfq']['steps']) or 'none'}"
+        f"ranges: {r['ranges']['method']}; DFQ: {_steps(r['dfq']) or 'none'}"
         f"{'' if r['dfq']['per_channel'] else ' (per-tensor weights)'}",
         f"parity on {p['images']} images ({p['source']}):",
         f"  float TFLite vs the exported PyTorch graph: max |Δlogit| {p['float_vs_torch_max_abs_logit']:.2e}; "

@@ -185,19 +185,22 @@ def test_bias_correction_cancels_the_expected_weight_error(demo_dir):
 
 
 def test_bn_ranges_follow_the_rule(folded):
+    from calibration.bn_ranges import K
+
     _, f = folded
     k = 3.0
-    t = bn_ranges(f, k)
+    t = bn_ranges(f, k, head="bound")
     assert t.method == "bn" and t.ranges["image"] == (0.0, 255.0)
-    u = f.blocks[2].project  # linear: no clip
-    lo = float((u.bn_mean - k * u.bn_std).min())
-    hi = float((u.bn_mean + k * u.bn_std).max())
+    u = f.blocks[2].project  # linear, on the residual stream: its own k
+    lo = float((u.bn_mean - K["residual"] * u.bn_std).min())
+    hi = float((u.bn_mean + K["residual"] * u.bn_std).max())
     assert t.ranges["blocks.2.project"] == pytest.approx((min(lo, 0), max(hi, 0)))
     u = f.blocks[2].dw  # ReLU6: clipped to [0, 6]
     assert t.ranges["blocks.2.dw"][0] == 0 and t.ranges["blocks.2.dw"][1] <= 6
     assert set(t.ranges) == {p.key for p in activation_points(f)}
-    wider = bn_ranges(f, 6.0)
-    assert wider.ranges["blocks.2.project"][1] > t.ranges["blocks.2.project"][1]
+    wider = bn_ranges(f, 6.0, head="bound")  # k (--bn-k) widens the activations below their clip
+    below = [p.key for p in activation_points(f) if p.act == "relu6" and t.ranges[p.key][1] < 6]
+    assert below and all(wider.ranges[key][1] > t.ranges[key][1] for key in below)
 
 
 def test_distilled_images_match_batch_norm_statistics(folded):

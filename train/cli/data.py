@@ -17,10 +17,12 @@ def demo(
     train: int = typer.Option(2048, help="Training patches."),
     valid: int = typer.Option(512, help="Validation patches."),
     test: int = typer.Option(512, help="Test patches."),
+    difficulty: str = typer.Option("easy", help="easy: the quick demo (a small model reaches ≈95 %); hard: "
+                                                "stain and texture variation, subtle classes, heavy tails."),
 ):
     """Write a small synthetic PCam-like set (label = centre 32×32 px only; offline, deterministic)."""
     from ..data.demo import write_demo
 
     with cli_errors():
-        sizes = write_demo(out, seed, {"train": train, "valid": valid, "test": test})
-    typer.echo(f"wrote demo data to {out}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+        sizes = write_demo(out, seed, {"train": train, "valid": valid, "test": test}, difficulty)
+    typer.echo(f"wrote {difficulty} demo data to {out}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))

@@ -5,6 +5,9 @@ purple nuclei. As in PCam, the label depends only on the centre 32×32 px: tumou
 crowded, large, dark, irregular nuclei; normal centres a few small round ones. The border is
 context drawn independently of the label, so a model must look at the centre. Every feature is
 rotation invariant in distribution, so the label is too. Fully determined by the seed.
+
+`difficulty="hard"` renders `demo_hard.py`'s variant instead (stain and texture variation, subtle
+class difference, heavy tails) in the same layout; the easy set is unchanged by it.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from .pcam import PATCH, split_paths
 CENTRE = (32, 64)  # rows/cols of the label-bearing centre square
 DEFAULT_SIZES = {"train": 2048, "valid": 512, "test": 512}
 SPLIT_SEEDS = {"train": 0, "valid": 1, "test": 2}
+DIFFICULTIES = ("easy", "hard")
 
 
 def _smooth_noise(rng, size: int, cells: int) -> np.ndarray:
@@ -83,10 +87,17 @@ def render_patch(rng: np.random.Generator, label: int) -> np.ndarray:
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def make_split(n: int, seed: int, split: str) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng([seed, SPLIT_SEEDS[split]])
+def make_split(n: int, seed: int, split: str, difficulty: str = "easy") -> tuple[np.ndarray, np.ndarray]:
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"unknown difficulty {difficulty!r}: use one of {', '.join(DIFFICULTIES)}")
+    if difficulty == "easy":
+        rng, render = np.random.default_rng([seed, SPLIT_SEEDS[split]]), render_patch
+    else:
+        from .demo_hard import render_patch as render
+
+        rng = np.random.default_rng([seed, SPLIT_SEEDS[split], 1])  # its own stream: no patch shared
     labels = rng.permutation(np.arange(n) % 2).astype(np.uint8)  # balanced, like PCam
-    x = np.stack([render_patch(rng, int(lab)) for lab in labels])
+    x = np.stack([render(rng, int(lab)) for lab in labels])
     return x, labels
 
 
@@ -101,14 +112,16 @@ def write_split(root: Path, split: str, x: np.ndarray, y: np.ndarray) -> None:
         f.create_dataset("y", data=y.reshape(-1, 1, 1, 1), chunks=(min(32, len(y)), 1, 1, 1))
 
 
-def write_demo(out: str | Path, seed: int = 0, sizes: dict | None = None) -> dict:
+def write_demo(out: str | Path, seed: int = 0, sizes: dict | None = None, difficulty: str = "easy") -> dict:
     """Write the demo train/valid/test splits under `out`; returns {split: rows}."""
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"unknown difficulty {difficulty!r}: use one of {', '.join(DIFFICULTIES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = {**DEFAULT_SIZES, **(sizes or {})}
     for split, n in sizes.items():
         if n < 2:
             raise BadInput(f"split {split}: need at least 2 patches, got {n}")
-        x, y = make_split(n, seed, split)
+        x, y = make_split(n, seed, split, difficulty)
         write_split(out, split, x, y)
     return sizes

@@ -1,0 +1,123 @@
+"""The data-free range rules and the ReLU6-preserving equalization, each checked on models that are
+right by construction (seeded init, batch-norm statistics from smooth images; no training)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from calibration.bn_ranges import K, _analytic, _span, bn_ranges, previous_bn_ranges
+from calibration.dfq import DFQOptions, skipped_steps
+from calibration.distill import head_probe
+from calibration.equalize import chains, equalize
+from calibration.fold import fold_all
+from calibration.points import activation_points
+from calibration.stats import activation_stats
+from conftest import calibrate_bn
+from train.model import build_model
+from train.nn.equivariance import smooth_input
+
+
+@pytest.fixture(scope="module")
+def folded():
+    torch.manual_seed(0)
+    return fold_all(calibrate_bn(build_model("C4", 0.25)).export())
+
+
+def test_k_per_kind(folded):
+    k = {"conv": 3.0, "residual": 7.0, "head": 4.0}
+    r = _analytic(folded, k)
+    stats = activation_stats(folded)
+    for p in activation_points(folded):
+        if p.key.endswith(".project"):
+            assert r[p.key] == pytest.approx(_span(p.module.bn_mean.double(), p.module.bn_std.double(), 7.0))
+        elif p.key.endswith(".add"):
+            assert r[p.key] == pytest.approx(_span(stats[p.key].mean, stats[p.key].std, 7.0))
+        elif p.key.endswith(".dw"):  # ReLU6: k = 3, clipped to [0, 6]
+            lo, hi = _span(p.module.bn_mean.double(), p.module.bn_std.double(), 3.0)
+            assert r[p.key] == pytest.approx((min(max(lo, 0), 6), max(min(hi, 6), 0)))
+    assert any(p.key.endswith(".add") for p in activation_points(folded))
+    assert bn_ranges(folded, 3.0, head="bound").notes["k"]["conv"] == 3.0  # --bn-k sets the conv k
+
+
+def test_head_probe_is_tighter_than_the_bound_and_covers_what_it_saw(folded):
+    bound = bn_ranges(folded, head="bound").ranges
+    t = bn_ranges(folded)
+    probe = head_probe(folded)
+    for key in ("head.mean", "logits"):
+        lo, hi = t.ranges[key]
+        assert bound[key][0] <= lo and hi <= bound[key][1]  # never wider than the analytic bound
+        v = probe[key]
+        assert lo <= float(v.min()) and float(v.max()) <= hi
+    width = lambda r: r["logits"][1] - r["logits"][0]
+    assert width(t.ranges) < 0.5 * width(bound)
+    assert t.ranges == bn_ranges(folded).ranges  # deterministic: a fixed seed, no image read
+    # every other activation keeps the analytic rule
+    assert {k: v for k, v in t.ranges.items() if k not in ("head.mean", "logits")} == \
+           {k: v for k, v in bound.items() if k not in ("head.mean", "logits")}
+
+
+def test_residual_k_widens_only_the_residual_stream(folded):
+    new, old = bn_ranges(folded, head="bound").ranges, previous_bn_ranges(folded).ranges
+    assert K["residual"] > K["conv"]
+    for p in activation_points(folded):
+        if p.key.endswith((".add", ".project")):
+            assert new[p.key][1] - new[p.key][0] > old[p.key][1] - old[p.key][0]
+        elif p.key.endswith((".dw", ".expand")):
+            assert new[p.key] == old[p.key]
+
+
+def _pre_activations(m, x):
+    seen = {}
+    hooks = [u.conv.register_forward_hook(lambda mod, i, o, u=u: seen.__setitem__(u, o)) for u in m.conv_units()]
+    with torch.no_grad():
+        m(x)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def test_relu6_preserving_equalization(folded):
+    """Statistics set so that β + kγ is each field's highest pre-activation on the images: fields
+    below 6 are rescaled with the function kept exactly on those images, the others are not."""
+    m, k = copy.deepcopy(folded), 5.0
+    x = 128 + 40 * smooth_input(4, 3, 95, seed=7, sigma=3.0)
+    f = m.field_size
+    with torch.no_grad():
+        for u, o in _pre_activations(m, x).items():
+            top = o.amax(dim=(0, 2, 3)).view(-1, f).amax(1).repeat_interleave(f)
+            mean = o.mean(dim=(0, 2, 3)).view(-1, f).mean(1).repeat_interleave(f)
+            u.bn_mean.copy_(mean)
+            u.bn_std.copy_(((top - mean) / k).clamp_min(1e-6))
+    assert skipped_steps(m, DFQOptions()) == {"equalize": "no pairs", "absorb_high_biases": "no pairs"}
+    assert skipped_steps(m, DFQOptions(relu6="relu")) == {}
+    e = equalize(m, clip_k=k)
+    rescaled = eligible = 0
+    for ca, ce in zip(chains(m), chains(e)):
+        for (a0, b0), (a, b) in zip(zip(ca, ca[1:]), zip(ce, ce[1:])):
+            if not isinstance(a0.act, torch.nn.ReLU6):
+                continue
+            ok = (a0.bn_mean + k * a0.bn_std <= 6)
+            eligible += int(ok.sum())
+            s = a0.bn_std / a.bn_std  # the scale applied to a's outputs (only that changes its statistics)
+            assert torch.allclose(s[~ok], torch.ones_like(s[~ok]))  # fields reaching the clip: untouched
+            if bool(ok.any()):  # the scaled bound stays below the clip, so ReLU6 still acts as a ReLU
+                assert float((a.bn_mean + k * a.bn_std)[ok].max()) <= 6 + 1e-5
+            rescaled += int((s[ok] - 1).abs().gt(1e-3).sum())
+    assert eligible and rescaled
+    with torch.no_grad():
+        assert float((e(x) - m(x)).abs().max() / m(x).abs().max()) < 1e-4
+    assert not any(hasattr(u, "eligible") for u in e.conv_units())
+
+
+def test_probe_ranges_do_not_depend_on_the_thread_count(folded):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = bn_ranges(folded).ranges
+        torch.set_num_threads(1)
+        one = bn_ranges(folded).ranges
+    finally:
+        torch.set_num_threads(threads)
+    assert one == two and torch.get_num_threads() == threads
