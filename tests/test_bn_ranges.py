@@ -14,15 +14,15 @@ from calibration.equalize import chains, equalize
 from calibration.fold import fold_all
 from calibration.points import activation_points
 from calibration.stats import activation_stats
-from conftest import calibrate_bn
 from train.model import build_model
+from train.model.constructed import set_bn_statistics
 from train.nn.equivariance import smooth_input
 
 
 @pytest.fixture(scope="module")
 def folded():
     torch.manual_seed(0)
-    return fold_all(calibrate_bn(build_model("C4", 0.25)).export())
+    return fold_all(set_bn_statistics(build_model("C4", 0.25)).export())
 
 
 def test_k_per_kind(folded):
