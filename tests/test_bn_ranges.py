@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from calibration.bn_ranges import K, _analytic, _span, bn_ranges, previous_bn_ranges
+from calibration.bn_ranges import K, _analytic, _span, bn_ranges
 from calibration.dfq import DFQOptions, skipped_steps
 from calibration.distill import head_probe
 from calibration.equalize import chains, equalize
