@@ -49,7 +49,7 @@ def _draw_nucleus(img, rng, cy, cx, radius, elong, darkness, stain):
     img[y0:y1, x0:x1] = img[y0:y1, x0:x1] * (1 - alpha) + stain * alpha
 
 
-def _outside_centre(rng, margin: float) -> tuple[float, float]:
+def outside_centre(rng, margin: float) -> tuple[float, float]:
     lo, hi = CENTRE
     while True:
         cy, cx = rng.uniform(0, PATCH, size=2)
@@ -71,7 +71,7 @@ def render_patch(rng: np.random.Generator, label: int) -> np.ndarray:
     for _ in range(rng.integers(8, 36)):
         big = rng.random() < rng.uniform(0.1, 0.6)
         radius = rng.uniform(3.0, 5.0) if big else rng.uniform(1.6, 3.0)
-        cy, cx = _outside_centre(rng, radius + 1)
+        cy, cx = outside_centre(rng, radius + 1)
         _draw_nucleus(img, rng, cy, cx, radius, rng.uniform(1.0, 1.6 if big else 1.2),
                       rng.uniform(0.6, 0.95), haema)
     lo, hi = CENTRE

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .demo import CENTRE, outside_centre
 from .pcam import PATCH
 
-CENTRE = (32, 64)
 # Ruifrok & Johnston (2001) optical-density vectors, RGB
 H_VEC = np.array([0.650, 0.704, 0.286])
 E_VEC = np.array([0.072, 0.990, 0.105])
@@ -85,14 +85,6 @@ def _nucleus(conc, rng, cy, cx, radius, elong, density, chromatin):
     conc[0][rs, cs] += alpha * density * np.clip(tex, 0.2, None)
 
 
-def _outside_centre(rng, margin: float) -> tuple[float, float]:
-    lo, hi = CENTRE
-    while True:
-        cy, cx = rng.uniform(0, PATCH, size=2)
-        if not (lo - margin < cy < hi + margin and lo - margin < cx < hi + margin):
-            return cy, cx
-
-
 def _epithelium(conc, rng, a: float, where):
     """Epithelial nuclei at atypia a ∈ [0, 1], placed by where(radius) → (cy, cx)."""
     count = int(np.clip(rng.poisson(1.5 + 11.0 * a), 1, 16))
@@ -137,10 +129,10 @@ def render_patch(rng: np.random.Generator, label: int) -> np.ndarray:
     conc[:2] *= 1 - gaps
     # context: label-independent epithelium of any atypia, lymphocytes, red cells
     for _ in range(rng.integers(0, 3)):
-        ca, cy0, cx0 = rng.uniform(0, 1), *_outside_centre(rng, 10)
+        ca, cy0, cx0 = rng.uniform(0, 1), *outside_centre(rng, 10)
         _epithelium(conc, rng, ca, lambda r: (cy0 + rng.normal(0, 6), cx0 + rng.normal(0, 6)))
     for _ in range(rng.integers(2, 20)):  # stromal fibroblasts: thin, elongated
-        _nucleus(conc, rng, *_outside_centre(rng, 3), rng.uniform(1.2, 2.0), rng.uniform(1.8, 3.0),
+        _nucleus(conc, rng, *outside_centre(rng, 3), rng.uniform(1.2, 2.0), rng.uniform(1.8, 3.0),
                  rng.uniform(0.6, 1.1), 0.0)
     lymph = rng.integers(0, 10)
     for i in range(lymph):  # small, round, very dark: anywhere, centre included
