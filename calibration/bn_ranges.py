@@ -14,9 +14,8 @@ Rule, per activation (k per kind of activation, `K`):
   "bound" (default) keeps the analytic Σ|w|·std bound, valid whatever the model; "probe" measures
   them on a few briefly distilled images (`distill.head_probe`: no real image), mean ± K["head"]·std
   across those images per channel, never wider than the analytic bound. The probe is tighter on
-  trained models (bench/quantization.py) but not the default: on a model whose pooled features the
-  distilled images do not represent (the suite's constructed models) it clipped the logits, mean
-  error 33 LSB against 2 with the bound;
+  trained models (bench/quantization.py) but not yet the default: it was only measured together
+  with k = 8 on the residual stream (below), which failed on the suite's constructed C4 model;
 - the input: the contract, 0..255.
 Every range is then widened to include 0 (see `RangesTable`). bench/quantization.py measures the
 rule against ranges measured on images.
