@@ -89,7 +89,7 @@ def render_patch(rng: np.random.Generator, label: int) -> np.ndarray:
 
 def make_split(n: int, seed: int, split: str, difficulty: str = "easy") -> tuple[np.ndarray, np.ndarray]:
     if difficulty not in DIFFICULTIES:
-        raise ValueError(f"unknown difficulty {difficulty!r}: use one of {', '.join(DIFFICULTIES)}")
+        raise BadInput(f"unknown difficulty {difficulty!r}: use one of {', '.join(DIFFICULTIES)}")
     if difficulty == "easy":
         rng, render = np.random.default_rng([seed, SPLIT_SEEDS[split]]), render_patch
     else:
@@ -115,7 +115,7 @@ def write_split(root: Path, split: str, x: np.ndarray, y: np.ndarray) -> None:
 def write_demo(out: str | Path, seed: int = 0, sizes: dict | None = None, difficulty: str = "easy") -> dict:
     """Write the demo train/valid/test splits under `out`; returns {split: rows}."""
     if difficulty not in DIFFICULTIES:
-        raise ValueError(f"unknown difficulty {difficulty!r}: use one of {', '.join(DIFFICULTIES)}")
+        raise BadInput(f"unknown difficulty {difficulty!r}: use one of {', '.join(DIFFICULTIES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = {**DEFAULT_SIZES, **(sizes or {})}
