@@ -1,5 +1,6 @@
 # `make demo` and `make test` are the README's two commands; both set everything up first.
 # demo: demo data → train a small C12 model → evaluate → convert to int8 TFLite + firmware sources.
+# --force: a rerun of the demo starts its own run in build/demo over (fit refuses that by default).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -31,7 +32,7 @@ toolchain:
 
 demo: setup
 	$(BIN)/train data demo --out $(DEMO)/data
-	$(BIN)/train fit --data $(DEMO)/data --out $(DEMO)/c12.pt --group C12 --width 0.35 \
+	$(BIN)/train fit --data $(DEMO)/data --out $(DEMO)/c12.pt --force --group C12 --width 0.35 \
 		--epochs 3 --batch-size 32 --lr 4e-3 --no-progress
 	$(BIN)/train eval $(DEMO)/c12.pt --data $(DEMO)/data --split test
 	$(BIN)/convert tflite $(DEMO)/c12.pt --out $(DEMO)/c12_tflite --firmware firmware/cortex-m
