@@ -37,6 +37,9 @@ def onnx2tf_sample_images() -> np.ndarray:
 
 
 def patch_onnx2tf() -> None:
+    from .private_api import require
+
+    require("onnx2tf.download_test_image_data")
     import onnx2tf.onnx2tf as o2t
     import onnx2tf.utils.common_functions as cf
 

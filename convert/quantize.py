@@ -1,8 +1,8 @@
 """Stage: fill the calibrated model's activation ranges from the table, then TF's own quantizer.
 
 Using TF's second stage (rather than editing an int8 file) lets TF itself apply the same-scale
-rules, fixed output parameters and int32 bias scales. `mlir_quantize` is private API, stable
-here because onnx2tf pins TensorFlow to exactly 2.19.0.
+rules, fixed output parameters and int32 bias scales. `mlir_quantize` is private API: pinned in
+convert/private_api.py.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 from calibration.ranges import RangesTable, expected_quantization
 
 from .errors import ConversionError
+from .private_api import require
 from .tflite_graph import Graph, schema
 
 
@@ -40,6 +41,7 @@ def apply_ranges(calibrated: bytes, mapping: dict[str, list[int]], table: Ranges
 
 
 def int8_tflite(calibrated_with_ranges: bytes, per_channel: bool = True) -> bytes:
+    require("mlir_quantize")
     import tensorflow as tf
     from tensorflow.lite.python.convert import mlir_quantize
 

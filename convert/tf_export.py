@@ -11,6 +11,7 @@ from e2micro import interrupts
 
 from .errors import ConversionError
 from .offline import patch_onnx2tf, quiet_tensorflow
+from .private_api import require
 
 
 def converter_errors() -> tuple[type[BaseException], ...]:
@@ -74,5 +75,6 @@ def calibrated_tflite(model, concrete, input_shape) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    conv._experimental_calibrate_only = True  # private, stable because onnx2tf pins TF 2.19.0
+    require("_experimental_calibrate_only")  # private: pinned in convert/private_api.py
+    conv._experimental_calibrate_only = True
     return conv.convert()

@@ -10,7 +10,11 @@ from e2micro.errors import BadInput
 
 
 def schema():
-    # LiteRT ships the same schema module without importing all of TensorFlow.
+    # LiteRT ships the same schema module without importing all of TensorFlow; private: pinned in
+    # convert/private_api.py.
+    from .private_api import require
+
+    require("schema_py_generated")
     from ai_edge_litert import schema_py_generated as fb
 
     return fb
