@@ -119,13 +119,13 @@ class Converted:
 
 def ranges_table(conv: Converted, method: str, ckpt: Path, data: Path):
     from calibration.bn_ranges import previous_bn_ranges
-    from convert.pipeline import ConvertOptions, _ranges
+    from convert import pipeline
     from train.data.pcam import split_paths
 
     if method == "bn-previous":
         return previous_bn_ranges(conv.plain)
-    opts = ConvertOptions(ckpt, ranges=method, calibration_data=split_paths(data, "valid")[0])
-    return _ranges(opts, conv.plain, conv.config.input_size)
+    opts = pipeline.ConvertOptions(ckpt, ranges=method, calibration_data=split_paths(data, "valid")[0])
+    return pipeline.ranges_table(opts, conv.plain, conv.config.input_size)
 
 
 def compare(q: bytes, x: np.ndarray, ref: np.ndarray, reference: bool) -> tuple[np.ndarray, float, float]:

@@ -17,7 +17,7 @@ from torch import nn
 
 from train.model.plain import PlainMobileNetV2
 
-from .equalize import _is_depthwise, scalable_pairs
+from .equalize import is_depthwise, scalable_pairs
 from .symmetry import tie_to_fields
 
 
@@ -38,7 +38,7 @@ def absorb_high_biases(model: PlainMobileNetV2, k: float = 3.0, clip_k: float | 
                 a.conv.bias.sub_(c)
                 a.bn_mean.sub_(c)
                 w = b.conv.weight
-                shift = w.sum(dim=(1, 2, 3)) * c if _is_depthwise(b.conv) else w.sum(dim=(2, 3)) @ c
+                shift = w.sum(dim=(1, 2, 3)) * c if is_depthwise(b.conv) else w.sum(dim=(2, 3)) @ c
                 b.conv.bias.add_(shift)
     for u in model.conv_units():
         u.__dict__.pop("eligible", None)

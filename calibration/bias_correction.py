@@ -15,7 +15,7 @@ from torch import nn
 
 from train.model.plain import PlainMobileNetV2
 
-from .equalize import _is_depthwise
+from .equalize import is_depthwise
 from .points import activation_points
 from .stats import activation_stats
 from .symmetry import tie_to_fields
@@ -41,7 +41,7 @@ def correct_bias(model: PlainMobileNetV2, per_channel: bool = True) -> PlainMobi
             eps = quantization_error(conv.weight, per_channel)
             if isinstance(conv, nn.Linear):
                 shift = eps @ mean_in
-            elif _is_depthwise(conv):
+            elif is_depthwise(conv):
                 shift = eps.sum(dim=(1, 2, 3)) * mean_in
             else:
                 shift = eps.sum(dim=(2, 3)) @ mean_in

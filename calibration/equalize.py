@@ -50,7 +50,7 @@ def relu6_to_relu(model: PlainMobileNetV2) -> PlainMobileNetV2:
     return model
 
 
-def _is_depthwise(conv: nn.Conv2d) -> bool:
+def is_depthwise(conv: nn.Conv2d) -> bool:
     return conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
 
 
@@ -62,7 +62,7 @@ def out_ranges(conv: nn.Conv2d) -> torch.Tensor:
 def in_ranges(conv: nn.Conv2d) -> torch.Tensor:
     """max |w| per input channel."""
     w = conv.weight.detach().abs()
-    return w.flatten(1).amax(1) if _is_depthwise(conv) else w.transpose(0, 1).flatten(1).amax(1)
+    return w.flatten(1).amax(1) if is_depthwise(conv) else w.transpose(0, 1).flatten(1).amax(1)
 
 
 def _per_field(r: torch.Tensor, field: int) -> torch.Tensor:
@@ -86,7 +86,7 @@ def _scale_pair(a: ConvBNAct, b: ConvBNAct, field: int, clip_k: float | None = N
         a.conv.bias.div_(s)
         a.bn_mean.div_(s)
         a.bn_std.div_(s)
-        if _is_depthwise(b.conv):
+        if is_depthwise(b.conv):
             b.conv.weight.mul_(s.view(-1, 1, 1, 1))
         else:
             b.conv.weight.mul_(s.view(1, -1, 1, 1))

@@ -167,7 +167,7 @@ def edgetpu_command(target: Path, out: Path | None = None, *, firmware: Path | N
     target = Path(target)
     if firmware is not None and not Path(firmware).is_dir():
         raise BadInput(f"--firmware {firmware}: not a directory")
-    model, out_dir = _model_for(target, out, echo)
+    model, out_dir = model_for(target, out, echo)
     graph = _load(model)
     verdict = check(graph)
     echo(f"Edge TPU check of {model} (requirements: {DOCS})")
@@ -225,7 +225,7 @@ def _check_report_folder(out_dir: Path) -> None:
         raise BadInput(f"{path} was not written by e2micro; not touched: use --out for another folder")
 
 
-def _model_for(target: Path, out: Path | None, echo) -> tuple[Path, Path]:
+def model_for(target: Path, out: Path | None, echo) -> tuple[Path, Path]:
     if target.is_dir():
         raise BadInput(f"{target} is a directory: give a checkpoint or a .tflite file")
     if not target.exists():
@@ -333,10 +333,10 @@ def update_report(out_dir: Path, entry: dict) -> None:
     md = out_dir / "report.md"
     if md.exists():
         text = re.sub(r"\n## Edge TPU\n.*?(?=\n## |\Z)", "", md.read_text(), flags=re.S).rstrip("\n")
-        write_atomic(md, text + "\n\n" + _markdown(entry))
+        write_atomic(md, text + "\n\n" + markdown_section(entry))
 
 
-def _markdown(entry: dict) -> str:
+def markdown_section(entry: dict) -> str:
     per_op: dict[str, list[int]] = {}
     for r in entry["rows"]:
         per_op.setdefault(r["op"], [0, 0])[0 if r["maps"] else 1] += 1

@@ -222,7 +222,7 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_d
                       "effect": _dfq_effect(model, folded, history, size)}
 
     with progress.stage(f"activation ranges ({opts.ranges})"):
-        table = _ranges(opts, plain, size)
+        table = ranges_table(opts, plain, size)
 
     with progress.stage("ONNX export, checked with onnxruntime"):
         onnx_path = out / "model.onnx"
@@ -311,7 +311,8 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_d
     return report
 
 
-def _ranges(opts: ConvertOptions, plain, size: int):
+def ranges_table(opts: ConvertOptions, plain, size: int):
+    """The activation ranges table the options ask for (bn, distilled or data)."""
     from calibration.bn_ranges import bn_ranges
     from calibration.distill import distilled_ranges
     from calibration.ranges import from_data

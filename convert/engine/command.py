@@ -38,7 +38,7 @@ def engine_command(target: Path, out: Path | None = None, *, firmware: Path | No
     converted with `convert tflite` first, or its existing conversion reused)."""
     from e2micro.atomic import write_atomic
 
-    from ..edgetpu import _model_for
+    from ..edgetpu import model_for
     from ..tflite_graph import Graph
     from .generate import generate
     from .report import build, dumps, markdown
@@ -46,7 +46,7 @@ def engine_command(target: Path, out: Path | None = None, *, firmware: Path | No
     target = Path(target)
     if firmware is not None and not Path(firmware).is_dir():
         raise ConversionError(f"--firmware {firmware}: not a directory")
-    model, out_dir = _model_for(target, out, echo)
+    model, out_dir = model_for(target, out, echo)
     raw = model.read_bytes()
     try:
         graph = Graph(raw)

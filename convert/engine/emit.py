@@ -106,7 +106,7 @@ def source(plan: Plan, mem: Memory, stored: dict[str, Stored]) -> str:
     h, w, cin = st.in_shape
     if st.kernel * st.kernel * cin > 256:
         raise ValueError("stem patch larger than the runtime's E2M_STEM_PATCH")
-    stem = src.struct("e2m_stem", "stem", {
+    src.struct("e2m_stem", "stem", {
         "h": h, "w": w, "cin": cin, "cout": st.out_shape[2], "ow": st.out_shape[1], "k": st.kernel,
         "stride": st.stride, "pad": st.pad, "n": s.n, "q": s.n // 4, **_q(src, "stem", s),
         "w8": src.array("stem_w", s.w), "perm": src.array("stem_perm", s.perm, share=True), "in_off": st.in_off,
