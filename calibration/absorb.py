@@ -15,7 +15,7 @@ import copy
 import torch
 from torch import nn
 
-from train.model.plain import PlainMobileNetV2
+from train.plain import PlainMobileNetV2
 
 from .equalize import is_depthwise, scalable_pairs
 from .symmetry import tie_to_fields

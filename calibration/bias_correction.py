@@ -13,7 +13,7 @@ import copy
 import torch
 from torch import nn
 
-from train.model.plain import PlainMobileNetV2
+from train.plain import PlainMobileNetV2
 
 from .equalize import is_depthwise
 from .points import activation_points

@@ -23,7 +23,7 @@ import copy
 import torch
 from torch import nn
 
-from train.model.plain import ConvBNAct, PlainMobileNetV2
+from train.plain import ConvBNAct, PlainMobileNetV2
 
 
 def chains(model: PlainMobileNetV2) -> list[list[ConvBNAct]]:

@@ -12,7 +12,7 @@ import copy
 import torch
 from torch import nn
 
-from train.model.plain import ConvBNAct, PlainMobileNetV2
+from train.plain import ConvBNAct, PlainMobileNetV2
 
 from .symmetry import tie_to_fields
 

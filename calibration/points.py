@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from train.model.plain import ConvBNAct, PlainMobileNetV2
+from train.plain import ConvBNAct, PlainMobileNetV2
 
 INPUT = "image"
 OUTPUT = "logits"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from train.model.plain import PlainMobileNetV2
+from train.plain import PlainMobileNetV2
 
 
 def tie(t: torch.Tensor, field: int) -> torch.Tensor:

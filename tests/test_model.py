@@ -8,7 +8,7 @@ from train.model.constructed import set_bn_statistics
 from train.config import ModelConfig
 from train.groups import is_grid_symmetry
 from train.model import build_model
-from train.model.plain import PlainMobileNetV2
+from train.plain import PlainMobileNetV2
 
 EXACT = 1e-5
 FLOAT32_NET = 1e-4  # float32 sums in another order after a rotation: ~1e-5 relative over 50 layers
@@ -149,7 +149,7 @@ def test_input_contract():
 
 
 def test_circular_mask_and_masked_pooling():
-    from train.model.plain import circular_mask
+    from train.plain import circular_mask
 
     m = circular_mask(95)
     assert m[47, 0] == 1 and m[0, 0] == 0 and m[47, 47] == 1

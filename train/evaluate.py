@@ -7,7 +7,7 @@ import torch
 from . import metrics
 from .data.loader import batches
 from .data.pcam import PCamSplit
-from .model.plain import circular_mask
+from .plain import circular_mask
 from .nn.equivariance import rotate_images
 
 FINE_ANGLES = (30.0, 45.0)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..config import ModelConfig
-from .plain import PlainMobileNetV2, build_plain
+from ..plain import PlainMobileNetV2, build_plain
 
 
 def build_model(group: str | None = "C12", width: float = 1.0, num_classes: int = 2, **kwargs):

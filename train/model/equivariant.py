@@ -9,8 +9,8 @@ from ..nn.conv_bn_act import EquivariantConvBNAct
 from ..nn.equivariance import relative_error, rotate_images, element_transform, smooth_input
 from ..nn.head import InvariantHead
 from ..nn.inverted_residual import EquivariantInvertedResidual, regular
-from .plain import MaskMul, Normalize, PlainMobileNetV2, check_input
-from .table import KERNEL, decode
+from ..plain import MaskMul, Normalize, PlainMobileNetV2, check_input
+from ..plain.table import KERNEL, decode
 
 
 class EquivariantMobileNetV2(torch.nn.Module):

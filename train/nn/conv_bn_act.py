@@ -5,7 +5,7 @@ from e2cnn import nn as enn
 from e2cnn.nn import FieldType, GeometricTensor
 
 from ..groups import Group
-from ..model.plain import ConvBNAct
+from ..plain import ConvBNAct
 from .base import CheckedModule
 from .batchnorm import FieldBatchNorm
 from .depthwise import EquivariantDepthwiseConv, band_limit

@@ -10,7 +10,7 @@ import torch
 from e2cnn.nn import FieldType, GeometricTensor
 
 from ..groups import Group
-from ..model.plain import MaskedMeanHead, circular_mask
+from ..plain import MaskedMeanHead, circular_mask
 from .base import CheckedModule
 from .equivariance import smooth_input
 

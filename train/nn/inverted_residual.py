@@ -4,7 +4,7 @@ from __future__ import annotations
 from e2cnn.nn import FieldType, GeometricTensor
 
 from ..groups import Group
-from ..model.plain import InvertedResidual
+from ..plain import InvertedResidual
 from .base import CheckedModule
 from .conv_bn_act import EquivariantConvBNAct
 
