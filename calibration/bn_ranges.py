@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from .points import INPUT, act_name, activation_points
+from .points import act_name, activation_points
 from .ranges import RangesTable
 from .stats import BOUNDS, activation_stats
 
@@ -43,24 +43,24 @@ def _analytic(model, k: dict) -> dict[str, tuple[float, float]]:
     stats = activation_stats(model, points)
     ranges: dict[str, tuple[float, float]] = {}
     for p in points:
-        kind = p.onnx_ops[0] if p.onnx_ops else None
-        if p.key in (INPUT, "input_mask"):
+        kind = p.kind
+        if kind in ("input", "input_mask"):
             continue
-        if kind == "Conv":
+        if kind == "conv":
             a, b = BOUNDS[act_name(p.module.act)]
             kk = k["residual"] if p.act == "none" else k["conv"]
             lo, hi = _span(p.module.bn_mean.double(), p.module.bn_std.double(), kk)
             ranges[p.key] = (min(max(lo, a), b), max(min(hi, b), a))
-        elif p.key == "head.mask":
+        elif kind == "head_mask":
             ranges[p.key] = ranges[p.inputs[0]]
-        elif kind == "ReduceMean":
+        elif kind == "mean":
             lo, hi = _span(stats[p.key].mean, stats[p.key].std, k["conv"])
             frac = float(model.head.mask.mask.mean())
             plo, phi = ranges[p.inputs[0]]
             ranges[p.key] = (max(lo, frac * plo), min(hi, frac * phi))
-        elif kind == "Add":
+        elif kind == "add":
             ranges[p.key] = _span(stats[p.key].mean, stats[p.key].std, k["residual"])
-        else:  # Gemm: mean ± k·Σ|w|·std, a bound for any correlation of the features
+        else:  # linear: mean ± k·Σ|w|·std, a bound for any correlation of the features
             ranges[p.key] = _span(stats[p.key].mean, stats[p.key].std, k["conv"])
     return ranges
 

@@ -14,7 +14,7 @@ from .ranges import RangesTable, observe
 
 def distill_images(model, count: int = 8, steps: int = 100, lr: float = 0.1, seed: int = 0) -> torch.Tensor:
     model = model.eval()
-    units = [p.module for p in activation_points(model) if p.onnx_ops and p.onnx_ops[0] == "Conv"]
+    units = [p.module for p in activation_points(model) if p.kind == "conv"]
     captured = {}
     hooks = [u.conv.register_forward_hook(lambda m, a, o, u=u: captured.__setitem__(u, o)) for u in units]
     g = torch.Generator().manual_seed(seed)

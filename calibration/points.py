@@ -2,8 +2,8 @@
 
 One ordered list, derived from the model's structure, names every activation the way the ranges
 table, the ONNX graph and the report name it ("stem", "blocks.3.dw", "blocks.3.add", "logits", …).
-Each point also says which ONNX ops produce it, so the exported graph can be checked and renamed,
-and how to observe it in PyTorch with hooks.
+Each point has a kind (what computes it; convert/onnx_export.py maps kinds to the ONNX ops that
+produce them) and says how to observe it in PyTorch with hooks.
 """
 from __future__ import annotations
 
@@ -20,10 +20,16 @@ INPUT = "image"
 OUTPUT = "logits"
 
 
+# What computes a point: the image; the circular mask on the raw pixels; a conv (+ folded BN,
+# + activation) unit; a residual add; the mask on the head's features; their spatial mean; the
+# classifier.
+KINDS = ("input", "input_mask", "conv", "add", "head_mask", "mean", "linear")
+
+
 @dataclass
 class Point:
     key: str
-    onnx_ops: tuple[str, ...]  # ops producing it, in order; the tensor is the last one's output
+    kind: str  # one of KINDS
     module: nn.Module | None = None  # hooked module (output, or input with `pre`)
     pre: bool = False
     conv: nn.Conv2d | nn.Linear | None = None  # weighted op feeding it, if any
@@ -45,16 +51,15 @@ def _unit_point(key: str, unit: ConvBNAct, src: str) -> Point:
     if not isinstance(unit.bn, nn.Identity):
         raise ValueError("activation points need a model with batch norms folded")
     act = act_name(unit.act)
-    ops = ("Conv",) + ({"relu6": ("Clip",), "relu": ("Relu",), "none": ()}[act])
-    return Point(key, ops, unit, conv=unit.conv, act=act, inputs=(src,))
+    return Point(key, "conv", unit, conv=unit.conv, act=act, inputs=(src,))
 
 
 def activation_points(model: PlainMobileNetV2) -> list[Point]:
     """Every activation of a folded plain model, in execution order (the input first)."""
     if not isinstance(model.normalize, nn.Identity):
         raise ValueError("activation points need the input normalisation folded into the stem")
-    pts = [Point(INPUT, ())]
-    pts.append(Point("input_mask", ("Mul",), model.input_mask, inputs=(INPUT,)))
+    pts = [Point(INPUT, "input")]
+    pts.append(Point("input_mask", "input_mask", model.input_mask, inputs=(INPUT,)))
     pts.append(_unit_point("stem", model.stem, "input_mask"))
     src = "stem"
     for i, block in enumerate(model.blocks):
@@ -67,12 +72,12 @@ def activation_points(model: PlainMobileNetV2) -> list[Point]:
         pts.append(_unit_point(f"{k}.project", block.project, f"{k}.dw"))
         src = f"{k}.project"
         if block.residual:
-            pts.append(Point(f"{k}.add", ("Add",), block, inputs=(x, src)))
+            pts.append(Point(f"{k}.add", "add", block, inputs=(x, src)))
             src = f"{k}.add"
     pts.append(_unit_point("head_conv", model.head_conv, src))
-    pts.append(Point("head.mask", ("Mul",), model.head.mask, inputs=("head_conv",)))
-    pts.append(Point("head.mean", ("ReduceMean",), model.head.fc, pre=True, inputs=("head.mask",)))
-    pts.append(Point(OUTPUT, ("Gemm",), model.head.fc, conv=model.head.fc, inputs=("head.mean",)))
+    pts.append(Point("head.mask", "head_mask", model.head.mask, inputs=("head_conv",)))
+    pts.append(Point("head.mean", "mean", model.head.fc, pre=True, inputs=("head.mask",)))
+    pts.append(Point(OUTPUT, "linear", model.head.fc, conv=model.head.fc, inputs=("head.mean",)))
     return pts
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .points import INPUT, Point, act_name, activation_points
+from .points import Point, act_name, activation_points
 
 BOUNDS = {"relu6": (0.0, 6.0), "relu": (0.0, math.inf), "none": (-math.inf, math.inf)}
 
@@ -64,21 +64,21 @@ def activation_stats(model, points: list[Point] | None = None) -> dict[str, Stat
     points = points or activation_points(model)
     out: dict[str, Stats] = {}
     for p in points:
-        kind = p.onnx_ops[0] if p.onnx_ops else None
-        if p.key in (INPUT, "input_mask"):
+        kind = p.kind
+        if kind in ("input", "input_mask"):
             continue
-        if kind == "Conv":
+        if kind == "conv":
             out[p.key] = unit_stats(p.module)[1]
-        elif kind == "Add":
+        elif kind == "add":
             a, b = (out[k] for k in p.inputs)
             out[p.key] = Stats(a.mean + b.mean, (a.std**2 + b.std**2).sqrt())
-        elif p.key == "head.mask":
+        elif kind == "head_mask":
             out[p.key] = out[p.inputs[0]]  # inside the disc; outside it is exactly 0
-        elif kind == "ReduceMean":
+        elif kind == "mean":
             m = float(model.head.mask.mask.mean())
             s = out[p.inputs[0]]
             out[p.key] = Stats(s.mean * m, s.std * m)
-        elif kind == "Gemm":
+        elif kind == "linear":
             w, b = p.conv.weight.detach().double(), p.conv.bias.detach().double()
             s = out[p.inputs[0]]
             out[p.key] = Stats(w @ s.mean + b, w.abs() @ s.std)

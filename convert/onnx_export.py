@@ -29,17 +29,28 @@ def export_onnx(model, path: Path) -> onnx.ModelProto:
     return proto
 
 
+# The ONNX ops that compute each kind of activation point (calibration.points.KINDS), in order:
+# the point's tensor is the last one's output.
+PRODUCERS = {"input": (), "input_mask": ("Mul",), "conv": ("Conv",), "add": ("Add",), "head_mask": ("Mul",),
+             "mean": ("ReduceMean",), "linear": ("Gemm",)}
+ACTIVATIONS = {"relu6": ("Clip",), "relu": ("Relu",), "none": ()}
+
+
+def onnx_ops(p: Point) -> tuple[str, ...]:
+    return PRODUCERS[p.kind] + ACTIVATIONS[p.act]
+
+
 def name_points(proto: onnx.ModelProto, points: list[Point]) -> None:
     """Rename each point's tensor to its key, checking the ops are the ones the model implies."""
     nodes = [n for n in proto.graph.node if n.op_type != "Constant"]
-    expected = [(p, op) for p in points for op in p.onnx_ops]
+    expected = [(p, op) for p in points for op in onnx_ops(p)]
     got = [n.op_type for n in nodes]
     if got != [op for _, op in expected]:
         raise ConversionError(f"ONNX graph has ops {sorted(set(got))} in an unexpected order "
                               f"({len(got)} ops, expected {len(expected)})")
     renames = {}
     for (p, op), node in zip(expected, nodes):
-        if op == p.onnx_ops[-1] and p.key not in (OUTPUT,):
+        if op == onnx_ops(p)[-1] and p.key not in (OUTPUT,):
             renames[node.output[0]] = p.key
     for node in proto.graph.node:
         node.input[:] = [renames.get(i, i) for i in node.input]

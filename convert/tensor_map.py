@@ -16,7 +16,7 @@ from .errors import ConversionError
 from .op_table import OPS
 from .tflite_graph import Graph
 
-KIND = {name: op.kind for name, op in OPS.items() if op.kind}
+KINDS = {name: op.kinds for name, op in OPS.items() if op.kinds}
 ALIASES = tuple(name for name, op in OPS.items() if op.alias)
 ACT = {"relu6": "RELU6", "relu": "RELU", "none": "NONE"}
 
@@ -65,16 +65,17 @@ def map_tensors(graph: Graph, points: list[Point]) -> dict[str, list[int]]:
             key_of[op.outputs[0]] = in_keys[0]
             result[in_keys[0]].append(op.outputs[0])
             continue
-        kind = KIND.get(op.name)
-        if kind is None:
+        kinds = KINDS.get(op.name)
+        if kinds is None:
             raise ConversionError(f"TFLite op #{op.index} {op.name} has no counterpart in the model")
-        found = [p for p in points if p.onnx_ops and p.onnx_ops[0] == kind and sorted(p.inputs) == sorted(in_keys)]
-        if kind in ("Conv", "Gemm"):
+        found = [p for p in points if p.kind in kinds and sorted(p.inputs) == sorted(in_keys)]
+        weighted = any(k in ("conv", "linear") for k in kinds)
+        if weighted:
             found = [p for p in found if _weights_match(graph, op, p)]
         if len(found) != 1:
             raise ConversionError(f"TFLite op #{op.index} {op.name} matches {len(found)} model activations")
         p = found[0]
-        if kind in ("Conv", "Gemm") and op.fused_activation != ACT[p.act]:
+        if weighted and op.fused_activation != ACT[p.act]:
             raise ConversionError(f"TFLite op #{op.index} {op.name} fuses {op.fused_activation}, the model has {p.act}")
         if p.key in result:
             raise ConversionError(f"activation '{p.key}' is produced twice in the TFLite graph")

@@ -241,7 +241,7 @@ def test_one_op_table_for_readme_checker_map_resolver_and_edge_tpu():
     line = readme[readme.index("- **Ops**"):readme.index("- **Activation ranges**")]
     listed = [w.strip() for w in line.split("):", 1)[1].split("—")[0].split(",")]
     assert listed == list(OPS)
-    assert set(ALLOWED) == set(OPS) == set(c_sources.RESOLVER) == set(tensor_map.KIND) | set(tensor_map.ALIASES)
+    assert set(ALLOWED) == set(OPS) == set(c_sources.RESOLVER) == set(tensor_map.KINDS) | set(tensor_map.ALIASES)
     assert set(OPS) <= EDGETPU_OPS
 
 

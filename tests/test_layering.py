@@ -80,3 +80,17 @@ def test_the_plain_model_knows_nothing_of_e2cnn_or_the_layers_above():
     for p in (ROOT / "train" / "plain").rglob("*.py"):
         assert not any(t.split(".")[0] == "e2cnn" for t in imports(p)), p
     assert "train.plain" in graph()["train.nn"] and "train.plain" in graph()["calibration"]
+
+
+def test_calibration_names_no_onnx_op():
+    """Points have kinds; which ONNX ops compute a kind is convert/onnx_export.py's business alone."""
+    from calibration.points import KINDS
+    from convert.onnx_export import ACTIVATIONS, PRODUCERS
+    from convert.op_table import OPS
+
+    onnx_ops = {op for ops in (*PRODUCERS.values(), *ACTIVATIONS.values()) for op in ops}
+    for p in (ROOT / "calibration").rglob("*.py"):
+        names = {n.value for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.Constant)}
+        assert not names & onnx_ops, f"{p.name} names ONNX ops {sorted(names & onnx_ops)}"
+    assert set(PRODUCERS) == set(KINDS)
+    assert {k for op in OPS.values() for k in op.kinds} == set(KINDS) - {"input"}
