@@ -30,7 +30,7 @@ def main():
     from convert.pipeline import ConvertOptions, convert_tflite
     from train.fit import FitSettings, fit
 
-    data = ensure_data(a.data)
+    data = a.data or ensure_data("easy")
     rows, par = [], []
     for w in a.widths:
         ckpt = WORK / "models" / f"c12_w{w}.pt"
