@@ -1,7 +1,7 @@
 """The real firmware builds the firmware benchmarks measure (firmware/qemu_run.py), kept between runs.
 
-One CMake build folder per CPU under build/bench/firmware/; each model and board is a reconfigure of
-it (E2MICRO_MODEL_DIR, E2MICRO_BOARD: the Nucleo shares the M7's), so TFLM is compiled once per CPU and CMake's own dependency tracking rebuilds
+One CMake build folder per QEMU board under build/bench/firmware/; each model is a reconfigure of
+it (E2MICRO_MODEL_DIR; the Nucleo reconfigures the M7's, E2MICRO_BOARD), so TFLM is compiled once per CPU and CMake's own dependency tracking rebuilds
 whatever a change of TFLM tree, flags or model needs. Both bench/firmware_size.py and
 bench/firmware_speed.py build through here, so the second one recompiles nothing.
 """
@@ -18,6 +18,7 @@ import qemu_run  # noqa: E402
 
 WORK = ROOT / "build" / "bench" / "firmware"
 DEFAULT_DIRS = (ROOT / "build/bench/convert/w0.35", ROOT / "build/bench/convert/w1.0")
+SHARES = {"nucleo_h743zi": "mps2_an500"}
 ERRORS = (ci_build.ToolchainMissing, ci_build.BuildFailed, FileNotFoundError, ValueError)
 
 
@@ -44,7 +45,9 @@ def report(conversion: Path) -> dict:
 
 
 def build(conversion: Path, board: str) -> qemu_run.Build:
-    return qemu_run.build(conversion, board, WORK / qemu_run.BOARDS[board][0].replace("+", "_"))
+    # One folder per QEMU board, as `convert measure --build-dir build/bench/firmware` lays them out
+    # (so it reuses these); the Nucleo reconfigures its CPU twin's.
+    return qemu_run.build(conversion, board, WORK / SHARES.get(board, board))
 
 
 def run(conversion: Path, board: str, b: qemu_run.Build, images: int = 4) -> qemu_run.BatchResult:
@@ -55,16 +58,7 @@ def run(conversion: Path, board: str, b: qemu_run.Build, images: int = 4) -> qem
     from convert.runtimes import pixels_to_int8
 
     size = ci_build.setting(conversion, "kNumRows")
-    sample = np.frombuffer(_sample(conversion), dtype=np.int8).reshape(1, size, size, -1)
+    sample = ci_build.sample_patch(conversion).reshape(1, size, size, -1)
     x = [pixels_to_int8(imgs.demo(images, size).x)] if images else []
     return qemu_run.run_batch(board, b.elfs["e2micro_batch"], np.concatenate([sample, *x]),
                               classes=ci_build.setting(conversion, "kCategoryCount"))
-
-
-def _sample(conversion: Path) -> bytes:
-    """g_sample_patch's bytes, parsed back from sample_patch.cc."""
-    import re
-
-    text = (conversion / "sample_patch.cc").read_text()
-    body = text[text.index("{") + 1:text.rindex("}")]
-    return bytes(int(v) & 0xFF for v in re.findall(r"-?\d+", body))

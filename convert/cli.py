@@ -80,3 +80,7 @@ _register_engine(app)
 
 def main() -> None:
     app()
+
+from .qemu_measure import register as _register_measure  # noqa: E402
+
+_register_measure(app)

@@ -47,9 +47,32 @@ def _markdown(r: dict) -> str:
             f"## Activation ranges → int8 parameters ({r['ranges']['method']})\n\n"
             f"{json.dumps(r['ranges']['notes'], sort_keys=True)}\n\n"
             "| activation | min | max | scale | zero point | TFLite tensor |\n|---|---|---|---|---|---|\n"
-            f"{rows}\n\n## Versions\n\n" + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + "\n")
+            f"{rows}\n\n" + _firmware(r.get("firmware"))
+            + "## Versions\n\n" + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + "\n")
+
+
+def _firmware(f: dict | None) -> str:
+    """`convert measure`'s section: the TFLM firmware on QEMU."""
+    if not f:
+        return ""
+    rows = "\n".join(f"| {b['board']} | {b['cpu']} | {b['instructions'] / 1e6:.2f} M | {b['instructions_per_mac']} | "
+                     f"{b['arena_used']:,} of {b['tensor_arena_size']:,} | {b['flash']:,} | {b['ram']:,} |"
+                     for b in f["boards"])
+    return (f"## Firmware on QEMU (TFLM + CMSIS-NN, `convert measure`)\n\nInstructions per inference are {f['note']}; "
+            f"{f['macs'] / 1e6:.1f} M MACs.\n\n| board | CPU | instructions | per MAC | arena in use (B) | flash (B) | "
+            f"RAM (B) |\n|---|---|---|---|---|---|---|\n{rows}\n\n")
+
+
+def markdown(r: dict) -> str:
+    """report.md from report.json alone (with the Edge TPU section when `convert edgetpu` added one)."""
+    md = _markdown(r)
+    if r.get("edgetpu"):
+        from .edgetpu import markdown_section as edgetpu_section
+
+        md = md + "\n" + edgetpu_section(r["edgetpu"])
+    return md
 
 
 def write_report(out: Path, report: dict) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    (out / "report.md").write_text(_markdown(report))
+    (out / "report.md").write_text(markdown(report))

@@ -150,6 +150,15 @@ def setting(src: Path, name: str) -> int:
     return int(m.group(1))
 
 
+def sample_patch(src: Path):
+    """g_sample_patch's int8 values, parsed back from sample_patch.cc (flat, HWC order)."""
+    import numpy as np
+
+    text = (Path(src) / "sample_patch.cc").read_text()
+    body = text[text.index("{") + 1:text.rindex("}")]
+    return np.array([int(v) for v in re.findall(r"-?\d+", body)], dtype=np.int64).astype(np.int8)
+
+
 def link(objects: list[Path], elf: Path, cpu: str) -> Path:
     gxx = tool("arm-none-eabi-g++")
     r = subprocess.run([gxx, *CPUS[cpu][0], *CXXFLAGS, *SEMIHOST_LINK, *map(str, objects), "-o", str(elf)],

@@ -200,6 +200,36 @@ def test_nucleo_build_links_with_the_model_in_flash(firmware, converted_c4):
     assert arena <= usage["AXISRAM"] < arena + 64 * 1024 and usage["DTCM"] == 0, usage
 
 
+def test_convert_measure_adds_the_firmware_to_the_report(firmware, runs, converted_c4, tmp_path):
+    """`convert measure` on a copy of a conversion, reusing the M4 build folder (TFLM already compiled):
+    report.json gains the instructions, arena and sizes the firmware itself shows; report.md follows."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from convert.cli import app
+    from convert.report import markdown
+
+    _, records = firmware
+    conv = Path(shutil.copytree(converted_c4, tmp_path / "conv"))
+    build_dir = records[("mps2_an386", "c4")].folder.parent
+    r = CliRunner().invoke(app, ["measure", str(conv), "--board", "mps2_an386", "--build-dir", str(build_dir)])
+    assert r.exit_code == 0, r.output
+    report = json.loads((conv / "report.json").read_text())
+    (row,) = report["firmware"]["boards"]
+    _, _, batch = _result(runs, ("mps2_an386", "c4"))
+    assert row["board"] == "mps2_an386" and row["cpu"] == "cortex-m4+fp"
+    assert row["arena_used"] == batch.arena_used  # the arena in use does not depend on the image
+    # One inference of the sample patch: CMSIS-NN's instruction count barely depends on the data.
+    assert abs(row["instructions"] - np.median(batch.instructions)) < 0.05 * np.median(batch.instructions), row
+    assert row["instructions_per_mac"] == round(row["instructions"] / report["macs"]["total"], 3)
+    assert row["rodata"] >= (conv / "model_int8.tflite").stat().st_size and row["bss"] >= row["tensor_arena_size"]
+    md = (conv / "report.md").read_text()
+    assert md == markdown(report) and "| mps2_an386 | cortex-m4+fp |" in md
+    bad = CliRunner().invoke(app, ["measure", str(conv), "--board", "mps9"])
+    assert bad.exit_code == 1 and bad.output.count("\n") == 1 and "--board mps9: use one of" in bad.output, bad.output
+
+
 def test_missing_tflm_fails_with_one_clear_line(converted_c4, tmp_path):
     with pytest.raises(ci_build.BuildFailed) as e:
         qemu_run.configure(converted_c4, "mps2_an386", tmp_path / "b", {"TFLM_DIR": str(tmp_path / "nothing")})
