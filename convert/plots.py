@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import io
 
-PLOTS = ("report_memory.png", "report_ranges.png")
+MEMORY, RANGES = "report_memory.png", "report_ranges.png"
+PLOTS = (MEMORY, RANGES)
 DPI = 80
 
 
@@ -40,7 +41,7 @@ def memory_png(r: dict) -> bytes:
     ax.set_xlim(-1, len(x))
     ax.set_ylabel("KiB")
     ax.set_title(f"{r['checkpoint']['file']}: arena in use over the op sequence")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left")
     fig.subplots_adjust(left=0.06, right=0.99, top=0.92, bottom=0.14)
     return _png(fig)
 
@@ -85,4 +86,4 @@ def ranges_png(r: dict) -> bytes:
 
 
 def render_plots(r: dict) -> dict[str, bytes]:
-    return {"report_memory.png": memory_png(r), "report_ranges.png": ranges_png(r)}
+    return {MEMORY: memory_png(r), RANGES: ranges_png(r)}

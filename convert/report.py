@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+from .plots import MEMORY, RANGES, render_plots
+
 
 def _steps(dfq: dict) -> str:
     skipped = dfq.get("skipped", {})
@@ -53,8 +55,8 @@ def _layers(r: dict) -> str:
             f"and scratch buffers)\n\n"
             "| # | op | output | MACs | weight bytes | activation bytes | arena in use | largest live tensor |\n"
             f"|---|---|---|---|---|---|---|---|\n{table}\n\n"
-            "![arena in use over the op sequence](report_memory.png)\n\n"
-            "![int8 ranges against the values they hold](report_ranges.png)\n\n")
+            f"![arena in use over the op sequence]({MEMORY})\n\n"
+            f"![int8 ranges against the values they hold]({RANGES})\n\n")
 
 
 def _conversion(r: dict) -> str:
@@ -101,8 +103,6 @@ def dumps(report: dict) -> str:
 def write_report(out: Path, report: dict) -> None:
     """Into the staging folder `out` (published as a whole later): the plots, then report.json with
     every file's size, then report.md, all drawn from the JSON text, exactly as `render` reads it."""
-    from .plots import render_plots
-
     for name, png in render_plots(json.loads(dumps(report))).items():
         (out / name).write_bytes(png)
     report["files"] = {name: (out / name).stat().st_size for name in sorted(os.listdir(out))}
