@@ -212,9 +212,12 @@ def _load(model: Path):
 
 
 def _check_report_folder(out_dir: Path) -> None:
-    """The verdict goes into report.json: only into one this project wrote (or a new one)."""
+    """The verdict goes into report.json and report.md: only into ones this project wrote (or new ones)."""
     path = out_dir / "report.json"
     if not path.exists():
+        if (out_dir / "report.md").exists():
+            raise BadInput(f"{out_dir / 'report.md'} was not written by e2micro (no report.json beside it); "
+                           "not touched: use --out for another folder")
         return
     try:
         report = json.loads(path.read_text())
@@ -323,31 +326,17 @@ def _c_sources(compiled: Path, out_dir: Path, firmware: Path | None, echo) -> li
 
 
 def update_report(out_dir: Path, entry: dict) -> None:
-    """Sets report.json's "edgetpu" key (creating the file if there is none) and report.md's
-    "## Edge TPU" section, each file replaced atomically."""
-    path = out_dir / "report.json"
+    """Sets report.json's "edgetpu" key (creating the file if there is none) and renders report.md
+    from it again (`convert.report.render`); each file replaced atomically, report.json last."""
+    from .report import dumps, render
+
+    path, md = out_dir / "report.json", out_dir / "report.md"
     _check_report_folder(out_dir)
     report = json.loads(path.read_text()) if path.exists() else {}
     report["edgetpu"] = entry
-    write_atomic(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
-    md = out_dir / "report.md"
-    if md.exists():
-        text = re.sub(r"\n## Edge TPU\n.*?(?=\n## |\Z)", "", md.read_text(), flags=re.S).rstrip("\n")
-        write_atomic(md, text + "\n\n" + markdown_section(entry))
-
-
-def markdown_section(entry: dict) -> str:
-    per_op: dict[str, list[int]] = {}
-    for r in entry["rows"]:
-        per_op.setdefault(r["op"], [0, 0])[0 if r["maps"] else 1] += 1
-    rows = "\n".join(f"| `{op}` | {ok} | {bad} |" for op, (ok, bad) in sorted(per_op.items()))
-    c = entry.get("compiler", {})
-    compiler = ("not run (the model does not map)" if not c else
-                f"`{c['command']}` — not found here, run it where it is installed" if c.get("found") is False else
-                c.get("note") or (f"failed: {c['error']}" if c.get("ok") is False else
-                                  f"version {c.get('version', '?')}: `{c.get('file')}`, log `{c.get('log')}`"))
-    return (f"## Edge TPU\n\n- {entry['summary']} (requirements: {DOCS})\n- compiler: {compiler}\n\n"
-            f"| op | maps | does not map |\n|---|---|---|\n{rows}\n")
+    text = dumps(report)
+    write_atomic(md, render(json.loads(text)))
+    write_atomic(path, text)
 
 
 def register(app) -> None:

@@ -25,24 +25,29 @@ def check_ops(graph: Graph, what: str) -> None:
                 raise ConversionError(f"{what} has a {len(graph.tensors[i].shape)}-D tensor at op #{op.index} {op.name}")
 
 
+def op_macs(graph: Graph, op) -> int:
+    """Multiply-accumulates of one op (conv, depthwise, fully connected; one per element for the
+    elementwise ADD, MUL and MEAN; 0 for the rest)."""
+    t = graph.tensors
+    o = t[op.outputs[0]].shape
+    if op.name == "CONV_2D":
+        _, kh, kw, cin = t[op.inputs[1]].shape
+        return int(o[1] * o[2] * o[3] * kh * kw * cin)
+    if op.name == "DEPTHWISE_CONV_2D":
+        _, kh, kw, _ = t[op.inputs[1]].shape
+        return int(o[1] * o[2] * o[3] * kh * kw)
+    if op.name == "FULLY_CONNECTED":
+        return int(t[op.inputs[1]].shape[0] * t[op.inputs[1]].shape[1])
+    if op.name in ("ADD", "MUL", "MEAN"):
+        return int(math.prod(t[op.inputs[0]].shape))
+    return 0
+
+
 def macs(graph: Graph) -> dict[str, int]:
-    """Multiply-accumulates per op type (conv, depthwise, fully connected) and elementwise ops."""
+    """Multiply-accumulates per op type (those with any), and the total."""
     out: dict[str, int] = {}
     for op in graph.ops:
-        t = graph.tensors
-        o = t[op.outputs[0]].shape
-        if op.name == "CONV_2D":
-            _, kh, kw, cin = t[op.inputs[1]].shape
-            n = o[1] * o[2] * o[3] * kh * kw * cin
-        elif op.name == "DEPTHWISE_CONV_2D":
-            _, kh, kw, _ = t[op.inputs[1]].shape
-            n = o[1] * o[2] * o[3] * kh * kw
-        elif op.name == "FULLY_CONNECTED":
-            n = t[op.inputs[1]].shape[0] * t[op.inputs[1]].shape[1]
-        elif op.name in ("ADD", "MUL", "MEAN"):
-            n = math.prod(t[op.inputs[0]].shape)
-        else:
-            continue
-        out[op.name] = out.get(op.name, 0) + int(n)
+        if n := op_macs(graph, op):
+            out[op.name] = out.get(op.name, 0) + n
     out["total"] = sum(out.values())
     return out

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 TFLITE_FILES = ("model.onnx", "model_float.tflite", "model_int8.tflite", "model_data.h", "model_data.cc",
-                "model_settings.h", "model_ops.h", "sample_patch.h", "sample_patch.cc", "report.json", "report.md")
+                "model_settings.h", "model_ops.h", "sample_patch.h", "sample_patch.cc", "report.json", "report.md",
+                "report_memory.png", "report_ranges.png")
 EDGETPU_FILES = ("model_edgetpu.tflite", "model_edgetpu.log", "model_edgetpu_data.h", "model_edgetpu_data.cc")
 OWN_FILES = frozenset(TFLITE_FILES + EDGETPU_FILES)
 

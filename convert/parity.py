@@ -55,3 +55,21 @@ def measure(model, float_tflite: bytes, int8_tflite: bytes, arena: int, x: np.nd
         out["accuracy_float_tflite"] = float((flt.argmax(1) == labels).mean())
         out["accuracy_int8"] = float((q_lite.argmax(1) == labels).mean())
     return out
+
+
+def held_ranges(model, x: np.ndarray, points) -> dict[str, list[float]]:
+    """{activation key: [min, max]} the converted float model produces on images x: the values its
+    int8 tensors have to hold (for the report; the ranges themselves never see an image)."""
+    from calibration.points import INPUT, observing
+
+    seen: dict[str, list[float]] = {INPUT: [float(x.min()), float(x.max())]}
+
+    def record(key, t):
+        lo, hi = float(t.min()), float(t.max())
+        old = seen.get(key, [lo, hi])
+        seen[key] = [min(old[0], lo), max(old[1], hi)]
+
+    with observing(points, record), torch.no_grad():
+        for i in range(0, len(x), 16):
+            model(torch.from_numpy(x[i:i + 16]))
+    return seen

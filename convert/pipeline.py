@@ -202,6 +202,8 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_d
     from .arena import measure_arena, with_margin
     from .offline import captured_output, no_network
     from .onnx_export import check_onnx, export_onnx
+    from .layers import METHOD as LAYERS_METHOD
+    from .layers import layer_rows, weight_ranges
     from .ops_check import check_ops, macs
     from .quantize import apply_ranges, int8_tflite, trace_quantization
     from .runtimes import LiteRT, pixels_to_int8
@@ -279,6 +281,7 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_d
         imgs = _parity_images(opts, data_dir, size)
         figures = parity.measure(model, flt, q, arena, imgs.x, imgs.labels, converted=plain)
         figures["source"] = imgs.source
+        observed = {"source": imgs.source, "images": len(imgs.x), "ranges": parity.held_ranges(plain, imgs.x, points)}
         x0 = pixels_to_int8(imgs.x[:1])
         h, cc = c_sources.sample_patch(x0, LiteRT(q)(x0)[0], None if imgs.labels is None else imgs.labels[0],
                                        f"first parity image: {imgs.source}")
@@ -291,9 +294,11 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_d
                            "group": config.group or "none", "width": config.width, "num_classes": config.num_classes,
                            "class_names": list(config.class_names), "metrics": ckpt.get("metrics", {})},
             "versions": _versions(),
-            "files": {name: (out / name).stat().st_size for name in sorted(os.listdir(out))},
             "ops": graph.histogram(),
             "macs": macs(graph),
+            "layers": {"method": LAYERS_METHOD, "rows": layer_rows(graph)},
+            "depthwise_weight_ranges": weight_ranges(graph),
+            "observed_ranges": observed,
             "arena": {"measured_bytes": arena_used, "tensor_arena_size": arena},
             "input": {"shape": list(inp.shape), "dtype": inp.dtype, "scale": float(inp.scale[0]),
                       "zero_point": int(inp.zero_point[0])},

@@ -65,7 +65,7 @@ def measure_command(folder: Path, boards: list[str] | None = None, build_dir: Pa
                     echo: Callable[[str], None] = print) -> dict:
     from e2micro.atomic import write_atomic
 
-    from .report import markdown
+    from .report import dumps, render
 
     ci_build, qemu_run = firmware_modules()
     folder = Path(folder)
@@ -94,8 +94,9 @@ def measure_command(folder: Path, boards: list[str] | None = None, build_dir: Pa
              f"({r['instructions_per_mac']} per MAC), arena {r['arena_used']:,} B in use, "
              f"flash {r['flash']:,} B, RAM {r['ram']:,} B")
     report["firmware"] = {"note": NOTE, "macs": macs, "boards": rows}
-    write_atomic(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
-    write_atomic(folder / "report.md", markdown(report))
+    text = dumps(report)  # report.md first, report.json last: the JSON is the record
+    write_atomic(folder / "report.md", render(json.loads(text)))
+    write_atomic(path, text)
     return report["firmware"]
 
 

@@ -21,7 +21,8 @@ from convert.tflite_graph import Graph
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_FILES = {"model.onnx", "model_float.tflite", "model_int8.tflite", "model_data.h", "model_data.cc",
-                  "model_settings.h", "model_ops.h", "sample_patch.h", "sample_patch.cc", "report.json", "report.md"}
+                  "model_settings.h", "model_ops.h", "sample_patch.h", "sample_patch.cc", "report.json", "report.md",
+                  "report_memory.png", "report_ranges.png"}
 
 
 def test_output_files_and_op_contract(converted_c4):

@@ -208,7 +208,7 @@ def test_convert_measure_adds_the_firmware_to_the_report(firmware, runs, convert
     from typer.testing import CliRunner
 
     from convert.cli import app
-    from convert.report import markdown
+    from convert.report import render
 
     _, records = firmware
     conv = Path(shutil.copytree(converted_c4, tmp_path / "conv"))
@@ -225,7 +225,7 @@ def test_convert_measure_adds_the_firmware_to_the_report(firmware, runs, convert
     assert row["instructions_per_mac"] == round(row["instructions"] / report["macs"]["total"], 3)
     assert row["rodata"] >= (conv / "model_int8.tflite").stat().st_size and row["bss"] >= row["tensor_arena_size"]
     md = (conv / "report.md").read_text()
-    assert md == markdown(report) and "| mps2_an386 | cortex-m4+fp |" in md
+    assert md == render(report) and "| mps2_an386 | cortex-m4+fp |" in md
     bad = CliRunner().invoke(app, ["measure", str(conv), "--board", "mps9"])
     assert bad.exit_code == 1 and bad.output.count("\n") == 1 and "--board mps9: use one of" in bad.output, bad.output
 
