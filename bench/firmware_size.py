@@ -23,7 +23,7 @@ import qemu_run  # noqa: E402
 
 KIB = 1024
 # The board whose build stands for each CPU in the fit table (the Nucleo is the real M7 board build).
-BUILDS = ("mps2_an386", "nucleo_h743zi", "mps2_an500", "mps3_an547")
+BUILDS = ("mps2_an386", "mps2_an500", "nucleo_h743zi", "mps3_an547")  # the Nucleo after its QEMU twin (arena)
 ARENA_FROM = {"nucleo_h743zi": "mps2_an500"}  # same CPU and TFLM: the arena in use is measured on QEMU
 # (board, the build it is judged by, flash for code and model, largest contiguous RAM for data + arena)
 BOARDS = [
