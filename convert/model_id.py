@@ -30,7 +30,7 @@ def macro_prefix(header: str) -> str:
 
 def macros(header: str, sha256: str) -> str:
     p = macro_prefix(header)
-    return (f"// The conversion this header comes from (one_model.h checks that all headers agree).\n"
+    return (f"// The conversion this header comes from (the firmware checks that all headers agree).\n"
             f'#define {p}_SHA256 "{sha256}"\n#define {p}_ID 0x{sha256[:15]}ULL\n')
 
 

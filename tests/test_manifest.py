@@ -202,3 +202,35 @@ def _syntax(src: Path, flags: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([ci_build.tool("arm-none-eabi-g++"), *ci_build.CPUS["cortex-m4"][0], *ci_build.CXXFLAGS,
                            f"-I{src}", *flags, "-fsyntax-only", str(src / "main_functions.cc")],
                           capture_output=True, text=True)
+
+
+def test_engine_sources_name_their_conversion_and_the_sketch_refuses_a_mix(converted_c4, converted_plain, tmp_path):
+    """`convert engine` on a conversion writes its checkpoint into e2m_model.{h,c}; the engine
+    sketch refuses (in Python, and at compile time) model_settings.h of another conversion."""
+    from convert.engine import qemu
+    from convert.engine.command import engine_command
+
+    engine = tmp_path / "engine"
+    engine_command(converted_c4 / "model_int8.tflite", engine, echo=lambda s: None)
+    sha = ci_build.check_model_dir(converted_c4)
+    assert model_id.read(engine / "e2m_model.h") == model_id.read(engine / "e2m_model.c") == sha
+    assert f"#define E2MICRO_E2M_MODEL_ID 0x{sha[:15]}ULL\n" in (engine / "e2m_model.h").read_text()
+    with pytest.raises(BadInput, match=f"e2m_model.h and .*model_settings.h {MIXED}"):
+        qemu.build_sketch(converted_plain, engine, "cortex-m4", tmp_path / "sketch")
+    assert not (tmp_path / "sketch").exists()
+
+    fw = ROOT / "firmware"
+
+    def compiles(conv: Path) -> subprocess.CompletedProcess:
+        inc = tmp_path / f"inc_{conv.name}"
+        inc.mkdir()
+        for name in SKETCH_GENERATED:
+            shutil.copyfile(conv / name, inc / name)
+        return subprocess.run([ci_build.tool("arm-none-eabi-g++"), *ci_build.CPUS["cortex-m4"][0], *ci_build.CXXFLAGS,
+                               f"-I{inc}", f"-I{fw / 'cortex-m'}", f"-I{engine}", "-fsyntax-only",
+                               str(fw / "engine" / "engine_main_functions.cc")], capture_output=True, text=True)
+
+    r = compiles(converted_c4)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = compiles(converted_plain)
+    assert r.returncode != 0 and f"e2m_model.h and model_settings.h {MIXED}" in r.stderr, r.stderr[-2000:]
