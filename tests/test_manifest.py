@@ -30,7 +30,8 @@ _NAME = re.compile(r"\b((?:model|sample)_\w+)\.(?:\{([\w,]+)\}|(h|cc))(?![\w.])"
 
 
 def _names(text: str) -> set[str]:
-    return {f"{stem}.{ext}" for stem, braces, one in _NAME.findall(text) for ext in (braces.split(",") if braces else [one])}
+    return {f"{stem}.{ext}" for stem, braces, one in _NAME.findall(text)
+            for ext in (braces.split(",") if braces else [one])}
 
 
 def _differ(where: str, found: set[str], expected: set[str]) -> str:
@@ -43,27 +44,45 @@ def _block(path: str, pattern: str) -> str:
     return m.group(1)
 
 
+CMAKE = "firmware/cortex-m/CMakeLists.txt"
+SKETCH = "firmware/arduino/make_sketch.sh"
+GITIGNORE = "firmware/cortex-m/.gitignore"
+
+
+def _cmake_required() -> set[str]:
+    return set(_block(CMAKE, r"^foreach\(generated ([^)]*)\)").split())
+
+
+def _cmake_compiled() -> set[str]:
+    sources = _block(CMAKE, r"^add_library\(e2micro_base OBJECT ([^)]*)\)")
+    return set(re.findall(r"\$\{E2MICRO_MODEL_DIR\}/(\S+)", sources))
+
+
+def _sketch_required() -> set[str]:
+    return set(_block(SKETCH, r"^for f in ([^;\n]*); do").split())
+
+
+def _ignored() -> set[str]:
+    block = _block(GITIGNORE, r"^# Written by `convert tflite[^\n]*\n((?:/[^\n]*\n)+)")
+    return {ln.strip().lstrip("/") for ln in block.splitlines()}
+
+
+def _readme() -> set[str]:
+    return _names(_block("README.md", r"output directory \(default[^\n]*\n(.*?)`report\.json`"))
+
+
+def _firmware_readme() -> set[str]:
+    return _names(_block("firmware/README.md", r"copies the six generated sources into\n(.*?)the int8 scores LiteRT"))
+
+
 # Each copy the manifest cannot be imported into: (file, what its list must equal, how to read it).
 COPIES = {
-    "firmware/cortex-m/CMakeLists.txt": [
-        ("the files it requires", MANIFEST, lambda: set(_block("firmware/cortex-m/CMakeLists.txt",
-                                                               r"^foreach\(generated ([^)]*)\)").split())),
-        ("the sources it compiles", {n for n in MANIFEST if n.endswith(".cc")},
-         lambda: set(re.findall(r"\$\{E2MICRO_MODEL_DIR\}/(\S+)", _block("firmware/cortex-m/CMakeLists.txt",
-                                                                          r"^add_library\(e2micro_base OBJECT ([^)]*)\)")))),
-    ],
-    "firmware/arduino/make_sketch.sh": [
-        ("the files it requires", MANIFEST, lambda: set(_block("firmware/arduino/make_sketch.sh",
-                                                               r"^for f in ([^;\n]*); do").split())),
-    ],
-    "firmware/cortex-m/.gitignore": [
-        ("the files it ignores", MANIFEST, lambda: {ln.strip().lstrip("/") for ln in _block(
-            "firmware/cortex-m/.gitignore", r"^# Written by `convert tflite[^\n]*\n((?:/[^\n]*\n)+)").splitlines()}),
-    ],
-    "README.md": [("the output folder's sources", MANIFEST, lambda: _names(_block(
-        "README.md", r"output directory \(default[^\n]*\n(.*?)`report\.json`")))],
-    "firmware/README.md": [("the sources --firmware copies", MANIFEST, lambda: _names(_block(
-        "firmware/README.md", r"copies the six generated sources into\n(.*?)the int8 scores LiteRT")))],
+    CMAKE: [("the files it requires", MANIFEST, _cmake_required),
+            ("the sources it compiles", {n for n in MANIFEST if n.endswith(".cc")}, _cmake_compiled)],
+    SKETCH: [("the files it requires", MANIFEST, _sketch_required)],
+    GITIGNORE: [("the files it ignores", MANIFEST, _ignored)],
+    "README.md": [("the output folder's sources", MANIFEST, _readme)],
+    "firmware/README.md": [("the sources --firmware copies", MANIFEST, _firmware_readme)],
 }
 HOME = "convert/outputs.py"
 

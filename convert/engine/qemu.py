@@ -111,9 +111,9 @@ def _check_one_model(conversion_dir: Path, engine_dir: Path) -> None:
     sha = model_id.check_one_model(conversion_dir, SKETCH_GENERATED)
     engine_sha = model_id.read(engine_dir / "e2m_model.h")
     if engine_sha is not None and engine_sha != sha:
-        raise BadInput(f"{engine_dir / 'e2m_model.h'} and {conversion_dir / 'model_settings.h'} come from different "
-                       f"conversions (checkpoint sha256 {engine_sha[:12]}… vs {sha[:12]}…): run `convert engine` on "
-                       f"{conversion_dir}")
+        raise BadInput(f"{engine_dir / 'e2m_model.h'} and {conversion_dir / 'model_settings.h'} come from "
+                       f"different conversions (checkpoint sha256 {engine_sha[:12]}… vs {sha[:12]}…): run "
+                       f"`convert engine` on {conversion_dir}")
 
 
 def run_sketch(elf: Path, cpu: str, timeout: float = 300) -> str:
