@@ -1,10 +1,11 @@
-"""Generated C/C++ sources for TFLM firmware: model_data.{h,cc}, model_settings.h, model_ops.h.
+"""The generated C/C++ sources for TFLM firmware (the list: `convert.outputs.FIRMWARE_FILES`).
 
 Written from Python (not xxd) so the array is `alignas(16) const` and lands in flash, and so the
-bytes are identical for identical models.
+bytes are identical for identical models. Each names the checkpoint it comes from (`model_id`).
 """
 from __future__ import annotations
 
+from . import model_id
 from .op_table import OPS
 
 RESOLVER = {name: op.resolver for name, op in OPS.items()}
@@ -19,12 +20,19 @@ def c_array(name: str, data: bytes, per_line: int = 12) -> str:
             f"const unsigned int {name}_len = {len(data)};\n")
 
 
-def model_data(model: bytes) -> tuple[str, str]:
-    h = (BANNER + "#ifndef E2MICRO_MODEL_DATA_H_\n#define E2MICRO_MODEL_DATA_H_\n\n"
+def _head(name: str, sha256: str) -> str:
+    """Banner, checkpoint line, include guard and id macros of one generated header."""
+    guard = model_id.macro_prefix(name) + "_H_"
+    return (BANNER + model_id.comment(sha256) + f"#ifndef {guard}\n#define {guard}\n\n"
+            + model_id.macros(name, sha256) + "\n")
+
+
+def model_data(model: bytes, *, sha256: str) -> tuple[str, str]:
+    h = (_head("model_data.h", sha256) +
          "// The int8 .tflite flatbuffer, 16-byte aligned in flash.\n"
          "extern const unsigned char g_model_data[];\nextern const unsigned int g_model_data_len;\n\n"
          "#endif  // E2MICRO_MODEL_DATA_H_\n")
-    cc = BANNER + '#include "model_data.h"\n\n' + c_array("g_model_data", model)
+    cc = BANNER + model_id.comment(sha256) + '#include "model_data.h"\n\n' + c_array("g_model_data", model)
     return h, cc
 
 
@@ -34,10 +42,10 @@ def _c_string(s: str) -> str:
 
 def model_settings(*, size: int, input_scale: float, input_zero_point: int, output_scale: float,
                    output_zero_point: int, class_names: list[str], arena_bytes: int, arena_measured: int,
-                   schema_version: int, group: str, width: float) -> str:
+                   schema_version: int, group: str, width: float, sha256: str) -> str:
     labels = ", ".join(_c_string(n) for n in class_names)
     title = "conventional MobileNetV2" if group == "none" else f"{group}-equivariant MobileNetV2"
-    return (BANNER + "#ifndef E2MICRO_MODEL_SETTINGS_H_\n#define E2MICRO_MODEL_SETTINGS_H_\n\n"
+    return (_head("model_settings.h", sha256) +
             f"// Model: {title}, width {width}.\n"
             "// Input: int8 NHWC [1, kNumRows, kNumCols, kNumChannels], raw RGB pixel - 128.\n"
             f"constexpr int kNumRows = {size};\nconstexpr int kNumCols = {size};\nconstexpr int kNumChannels = 3;\n"
@@ -53,13 +61,13 @@ def model_settings(*, size: int, input_scale: float, input_zero_point: int, outp
             "#endif  // E2MICRO_MODEL_SETTINGS_H_\n")
 
 
-def model_ops(histogram: dict[str, int]) -> str:
+def model_ops(histogram: dict[str, int], *, sha256: str) -> str:
     ops = sorted(histogram)
     missing = [o for o in ops if o not in RESOLVER]
     if missing:
         raise ValueError(f"no TFLM resolver entry for {missing}")
     lines = "\n".join(f"  if (resolver.{RESOLVER[o]}() != kTfLiteOk) return kTfLiteError;" for o in ops)
-    return (BANNER + "#ifndef E2MICRO_MODEL_OPS_H_\n#define E2MICRO_MODEL_OPS_H_\n\n"
+    return (_head("model_ops.h", sha256) +
             '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"\n\n'
             f"// Exactly the ops the model uses: {', '.join(ops)}.\n"
             f"constexpr int kModelOpCount = {len(ops)};\n"
@@ -68,12 +76,12 @@ def model_ops(histogram: dict[str, int]) -> str:
             f"{lines}\n  return kTfLiteOk;\n}}\n\n#endif  // E2MICRO_MODEL_OPS_H_\n")
 
 
-def sample_patch(x_int8, expected, label: int | None, source: str) -> tuple[str, str]:
+def sample_patch(x_int8, expected, label: int | None, source: str, *, sha256: str) -> tuple[str, str]:
     """One input patch as the int8 NHWC array the model takes, with the int8 output the LiteRT
     reference kernels give for it, so firmware without a camera can run and check itself."""
     flat = bytes(x_int8.astype("int8").reshape(-1).view("uint8"))
     exp = ", ".join(str(int(v)) for v in expected.reshape(-1))
-    h = (BANNER + "#ifndef E2MICRO_SAMPLE_PATCH_H_\n#define E2MICRO_SAMPLE_PATCH_H_\n\n"
+    h = (_head("sample_patch.h", sha256) +
          '#include "model_settings.h"\n\n'
          f"// {source}; int8 NHWC, raw pixel - 128.\n"
          "extern const signed char g_sample_patch[kInputSize];\n"
@@ -84,6 +92,6 @@ def sample_patch(x_int8, expected, label: int | None, source: str) -> tuple[str,
     rows = []
     for i in range(0, len(flat), 16):
         rows.append("    " + ", ".join(str(int(b) - 256 if b > 127 else int(b)) for b in flat[i:i + 16]) + ",")
-    cc = (BANNER + '#include "sample_patch.h"\n\n'
+    cc = (BANNER + model_id.comment(sha256) + '#include "sample_patch.h"\n\n'
           "alignas(16) const signed char g_sample_patch[kInputSize] = {\n" + "\n".join(rows) + "\n};\n")
     return h, cc

@@ -308,14 +308,19 @@ def _compile(model: Path, out_dir: Path, echo) -> tuple[dict, Path | None]:
 
 
 def _c_sources(compiled: Path, out_dir: Path, firmware: Path | None, echo) -> list[str]:
-    """model_edgetpu_data.{h,cc}: the compiled model as a 16-byte aligned const array in flash."""
+    """model_edgetpu_data.{h,cc}: the compiled model as a 16-byte aligned const array in flash, naming
+    the conversion's checkpoint when report.json does (e2micro_coral.cc checks it against model_settings.h)."""
+    from . import model_id
     from .c_sources import BANNER, c_array
 
-    h = (BANNER.replace("convert tflite", "convert edgetpu") + "#ifndef E2MICRO_MODEL_EDGETPU_DATA_H_\n"
-         "#define E2MICRO_MODEL_EDGETPU_DATA_H_\n\n// The model compiled by edgetpu_compiler: one edgetpu-custom-op.\n"
+    sha = _converted_from(out_dir)
+    ident = ("", "") if sha is None else (model_id.comment(sha), model_id.macros("model_edgetpu_data.h", sha) + "\n")
+    banner = BANNER.replace("convert tflite", "convert edgetpu") + ident[0]
+    h = (banner + "#ifndef E2MICRO_MODEL_EDGETPU_DATA_H_\n#define E2MICRO_MODEL_EDGETPU_DATA_H_\n\n" + ident[1] +
+         "// The model compiled by edgetpu_compiler: one edgetpu-custom-op.\n"
          "extern const unsigned char g_model_edgetpu_data[];\nextern const unsigned int g_model_edgetpu_data_len;\n\n"
          "#endif  // E2MICRO_MODEL_EDGETPU_DATA_H_\n")
-    cc = (BANNER.replace("convert tflite", "convert edgetpu") + '#include "model_edgetpu_data.h"\n\n'
+    cc = (banner + '#include "model_edgetpu_data.h"\n\n'
           + c_array("g_model_edgetpu_data", compiled.read_bytes()))
     files = {"model_edgetpu_data.h": h, "model_edgetpu_data.cc": cc}
     for folder in [out_dir] + ([Path(firmware)] if firmware is not None else []):

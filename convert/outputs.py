@@ -6,9 +6,14 @@ import json
 import os
 from pathlib import Path
 
-TFLITE_FILES = ("model.onnx", "model_float.tflite", "model_int8.tflite", "model_data.h", "model_data.cc",
-                "model_settings.h", "model_ops.h", "sample_patch.h", "sample_patch.cc", "report.json", "report.md",
-                "report_memory.png", "report_ranges.png")
+# The generated firmware sources: the one list of them. `convert tflite --firmware DIR` copies these,
+# firmware/ci_build.py stages them; each names its checkpoint (convert/model_id.py). The CMake
+# files, make_sketch.sh and firmware/cortex-m/.gitignore cannot import it: tests/test_manifest.py
+# checks them against it.
+FIRMWARE_FILES = ("model_data.h", "model_data.cc", "model_settings.h", "model_ops.h", "sample_patch.h",
+                  "sample_patch.cc")
+TFLITE_FILES = ("model.onnx", "model_float.tflite", "model_int8.tflite", *FIRMWARE_FILES, "report.json", "report.md",
+                "report_memory.png", "report_ranges.png")  # the plots: convert/plots.py names them
 EDGETPU_FILES = ("model_edgetpu.tflite", "model_edgetpu.log", "model_edgetpu_data.h", "model_edgetpu_data.cc")
 OWN_FILES = frozenset(TFLITE_FILES + EDGETPU_FILES)
 

@@ -21,7 +21,7 @@ from e2micro.atomic import publish_dir, publish_files, scratch_dir, staging_dir,
 from e2micro.errors import BadInput
 
 from .errors import ConversionError
-from .outputs import OWN_FILES, discard_own, foreign_entries
+from .outputs import FIRMWARE_FILES, OWN_FILES, discard_own, foreign_entries
 
 RANGES = ("bn", "distilled", "data")
 
@@ -180,10 +180,6 @@ def _discard(old: Path, out: Path) -> list[str]:
     return [f"note: {len(left)} file(s) appeared in {out} during the conversion; they are in {kept}"]
 
 
-FIRMWARE_FILES = ("model_data.h", "model_data.cc", "model_settings.h", "model_ops.h", "sample_patch.h",
-                  "sample_patch.cc")
-
-
 def install_firmware_sources(out: Path, firmware: Path) -> None:
     """Copy the generated sources into a firmware folder, each file atomically."""
     for name in FIRMWARE_FILES:
@@ -213,6 +209,7 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_d
 
     torch.manual_seed(0)
     with progress.stage("load checkpoint, export to plain PyTorch, fold batch norm"):
+        sha256 = _sha256(opts.checkpoint)  # report.json's and every generated source's model id
         model, config, ckpt = load_model(opts.checkpoint)
         folded = fold_all(model.export())
         size = config.input_size
@@ -267,15 +264,15 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_d
 
     with progress.stage("C sources for TFLM"):
         inp, outp = graph.input(), graph.output()
-        h, cc = c_sources.model_data(q)
+        h, cc = c_sources.model_data(q, sha256=sha256)
         (out / "model_data.h").write_text(h)
         (out / "model_data.cc").write_text(cc)
         (out / "model_settings.h").write_text(c_sources.model_settings(
             size=size, input_scale=float(inp.scale[0]), input_zero_point=int(inp.zero_point[0]),
             output_scale=float(outp.scale[0]), output_zero_point=int(outp.zero_point[0]),
             class_names=list(config.class_names), arena_bytes=arena, arena_measured=arena_used,
-            schema_version=graph.version, group=config.group or "none", width=config.width))
-        (out / "model_ops.h").write_text(c_sources.model_ops(graph.histogram()))
+            schema_version=graph.version, group=config.group or "none", width=config.width, sha256=sha256))
+        (out / "model_ops.h").write_text(c_sources.model_ops(graph.histogram(), sha256=sha256))
 
     with progress.stage("parity: PyTorch, float TFLite, int8 LiteRT, TFLM, 90° rotations"):
         imgs = _parity_images(opts, data_dir, size)
@@ -284,13 +281,13 @@ def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_d
         observed = {"source": imgs.source, "images": len(imgs.x), "ranges": parity.held_ranges(plain, imgs.x, points)}
         x0 = pixels_to_int8(imgs.x[:1])
         h, cc = c_sources.sample_patch(x0, LiteRT(q)(x0)[0], None if imgs.labels is None else imgs.labels[0],
-                                       f"first parity image: {imgs.source}")
+                                       f"first parity image: {imgs.source}", sha256=sha256)
         (out / "sample_patch.h").write_text(h)
         (out / "sample_patch.cc").write_text(cc)
 
     with progress.stage("report"):
         report = {
-            "checkpoint": {"file": opts.checkpoint.name, "sha256": _sha256(opts.checkpoint),
+            "checkpoint": {"file": opts.checkpoint.name, "sha256": sha256,
                            "group": config.group or "none", "width": config.width, "num_classes": config.num_classes,
                            "class_names": list(config.class_names), "metrics": ckpt.get("metrics", {})},
             "versions": _versions(),

@@ -11,13 +11,16 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 FIRMWARE = Path(__file__).resolve().parent
 CORTEX_M = FIRMWARE / "cortex-m"
-# What `convert tflite --firmware DIR` copies (convert.pipeline.FIRMWARE_FILES).
-GENERATED = ("model_data.h", "model_data.cc", "model_settings.h", "model_ops.h", "sample_patch.h", "sample_patch.cc")
+if str(FIRMWARE.parent) not in sys.path:  # run as a script or imported from firmware/: find the repository's packages
+    sys.path.insert(0, str(FIRMWARE.parent))
+from convert.model_id import check_one_model  # noqa: E402
+from convert.outputs import FIRMWARE_FILES  # noqa: E402  (what `convert tflite --firmware DIR` copies)
 
 CPUS = {
     "cortex-m4": (["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"], "mps2-an386"),
@@ -54,13 +57,20 @@ def tool(name: str) -> str:
 
 def stage(conversion_dir: Path, dest: Path) -> Path:
     """firmware/cortex-m plus the generated sources of one `convert tflite` output, in dest."""
-    missing = [n for n in GENERATED if not (Path(conversion_dir) / n).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{conversion_dir} lacks {', '.join(missing)}: not a `convert tflite` output")
-    shutil.copytree(CORTEX_M, dest, ignore=shutil.ignore_patterns(*GENERATED, ".gitignore"), dirs_exist_ok=True)
-    for name in GENERATED:
+    check_model_dir(conversion_dir)
+    shutil.copytree(CORTEX_M, dest, ignore=shutil.ignore_patterns(*FIRMWARE_FILES, ".gitignore"), dirs_exist_ok=True)
+    for name in FIRMWARE_FILES:
         shutil.copyfile(Path(conversion_dir) / name, dest / name)
     return dest
+
+
+def check_model_dir(model_dir: Path) -> str:
+    """Before building: model_dir holds every generated source, all from one conversion (the same
+    checkpoint sha256); returns it. FileNotFoundError / BadInput name the files."""
+    missing = [n for n in FIRMWARE_FILES if not (Path(model_dir) / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{model_dir} lacks {', '.join(missing)}: not a `convert tflite` output")
+    return check_one_model(Path(model_dir), FIRMWARE_FILES)
 
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)

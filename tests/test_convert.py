@@ -16,13 +16,12 @@ from calibration.ranges import expected_quantization
 from convert.cli import app
 from convert.errors import ConversionError
 from convert.ops_check import ALLOWED, check_ops
+from convert.outputs import TFLITE_FILES
 from convert.pipeline import ConvertOptions, convert_tflite
 from convert.tflite_graph import Graph
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPECTED_FILES = {"model.onnx", "model_float.tflite", "model_int8.tflite", "model_data.h", "model_data.cc",
-                  "model_settings.h", "model_ops.h", "sample_patch.h", "sample_patch.cc", "report.json", "report.md",
-                  "report_memory.png", "report_ranges.png"}
+EXPECTED_FILES = set(TFLITE_FILES)  # the one list (tests/test_manifest.py checks every other copy against it)
 
 
 def test_output_files_and_op_contract(converted_c4):

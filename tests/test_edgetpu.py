@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from convert import model_id
 from convert.edgetpu import EDGETPU_OPS, check, edgetpu_command, register, table_lines
 from convert.errors import ConversionError
 from convert.tflite_graph import Graph
@@ -177,6 +178,9 @@ def test_command_with_compiler_keeps_model_log_and_c_array(conversion, fake_comp
         assert "alignas(16) const unsigned char g_model_edgetpu_data[]" in cc
         assert f"g_model_edgetpu_data_len = {compiled.stat().st_size};" in cc
         assert "extern const unsigned char g_model_edgetpu_data[];" in (folder / "model_edgetpu_data.h").read_text()
+        sha = json.loads((conversion / "report.json").read_text())["checkpoint"]["sha256"]
+        assert model_id.read(folder / "model_edgetpu_data.h") == model_id.read(folder / "model_edgetpu_data.cc") == sha
+        assert f"#define E2MICRO_MODEL_EDGETPU_DATA_ID 0x{sha[:15]}ULL" in (folder / "model_edgetpu_data.h").read_text()
     assert json.loads((conversion / "report.json").read_text())["edgetpu"]["compiler"]["file"] == "model_edgetpu.tflite"
     assert not list(conversion.glob(".edgetpu-*"))
 

@@ -54,7 +54,7 @@ def test_only_sources_that_need_tflm_or_a_core_are_left_out(staged):
     split = {k: sorted(p.name for p in v) for k, v in ci_build.sources(staged).items()}
     assert split["TFLM"] == ["main_functions.cc", "model_ops.h"]
     assert split["the Arduino core"] == ["arduino.cc"]
-    generated_free = set(ci_build.GENERATED) - {"model_ops.h"}
+    generated_free = set(ci_build.FIRMWARE_FILES) - {"model_ops.h"}
     assert generated_free <= set(split["free"]), "a generated file other than model_ops.h would be skipped"
     assert {"image_provider.cc", "result_responder.cc", "platform.cc", "main.cc", "nucleo_h743zi.cc",
             "startup_cortex_m.cc"} <= set(split["free"])
@@ -125,7 +125,7 @@ def test_arduino_sketch_assembles_and_its_tflm_free_files_compile(staged, tmp_pa
     names = {p.name for p in sketch.iterdir()}
     assert "e2micro_pcam.ino" in names and "main_functions.cpp" in names and "arduino_board.cpp" in names
     assert "main.cpp" not in names and not any(n.endswith(".cc") for n in names), names
-    assert set(ci_build.GENERATED) - names == {"model_data.cc", "sample_patch.cc"}  # renamed .cpp
+    assert set(ci_build.FIRMWARE_FILES) - names == {"model_data.cc", "sample_patch.cc"}  # renamed .cpp
     assert "#include <Chirale_TensorFlowLite.h>" in (sketch / "e2micro_pcam.ino").read_text()
     free = [sketch / n for n in ("image_provider.cpp", "result_responder.cpp", "platform.cpp", "sample_patch.cpp")]
     assert len(ci_build.compile_all(sketch, "cortex-m7", free, tmp_path / "obj")) == 4

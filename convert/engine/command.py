@@ -61,7 +61,7 @@ def engine_command(target: Path, out: Path | None = None, *, firmware: Path | No
     group = None if str(group).lower() == "none" else group
     labels = ck.get("class_names") or [f"class_{i}" for i in range(graph.output().shape[-1])]
     try:
-        engine = generate(graph, group, labels)
+        engine = generate(graph, group, labels, ck.get("sha256"))
     except ValueError as e:
         raise ConversionError(f"{model}: {e}") from None
     tflm = conv_report.get("arena", {}).get("measured_bytes")

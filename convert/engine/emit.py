@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import model_id
 from .memory import Memory
 from .plan import Conv, Plan
 from .storage import Stored
@@ -29,10 +30,14 @@ def _c_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def header(plan: Plan, mem: Memory, labels: list[str], weights_bytes: int) -> str:
+def header(plan: Plan, mem: Memory, labels: list[str], weights_bytes: int, checkpoint_sha256: str | None) -> str:
+    """checkpoint_sha256: the conversion's (report.json), so that engine_main_functions.cc can check
+    that model_settings.h comes from the same one; None for a bare .tflite (no such check)."""
     h, w, c = plan.input_shape
     labels_c = ", ".join(_c_string(s) for s in labels)
-    return (BANNER + "#ifndef E2M_MODEL_H_\n#define E2M_MODEL_H_\n\n#include <stdint.h>\n\n"
+    ident = ("", "") if checkpoint_sha256 is None else (model_id.comment(checkpoint_sha256),
+                                                        model_id.macros("e2m_model.h", checkpoint_sha256) + "\n")
+    return (BANNER + ident[0] + "#ifndef E2M_MODEL_H_\n#define E2M_MODEL_H_\n\n#include <stdint.h>\n\n" + ident[1] +
             f"#define E2M_INPUT_HEIGHT {h}\n#define E2M_INPUT_WIDTH {w}\n#define E2M_INPUT_CHANNELS {c}\n"
             f"/* int8 NHWC, pixel - 128, as the .tflite's input */\n#define E2M_INPUT_BYTES {h * w * c}\n"
             f"/* number of classes: int8, the .tflite's output quantization */\n"
@@ -98,7 +103,7 @@ def _mask(src: _Source, p: str, m) -> str:
                                       "act_min": m.act[0], "act_max": m.act[1], "shift": m.shift})
 
 
-def source(plan: Plan, mem: Memory, stored: dict[str, Stored]) -> str:
+def source(plan: Plan, mem: Memory, stored: dict[str, Stored], checkpoint_sha256: str | None) -> str:
     src = _Source()
     st = plan.stem
     mask = _mask(src, "input_mask", plan.input_mask)
@@ -152,6 +157,7 @@ def source(plan: Plan, mem: Memory, stored: dict[str, Stored]) -> str:
     invoke = ("int e2m_invoke(const int8_t *input, int8_t *output, uint8_t *arena) {\n"
               "  if (input == NULL || output == NULL || arena == NULL) return 1;\n"
               "  if (((uintptr_t)arena & 3u) != 0) return 2;\n" + "\n".join(calls) + "\n  return 0;\n}\n")
-    return (BANNER + '#include "e2m_model.h"\n\n#include <stddef.h>\n#include <stdint.h>\n\n'
+    ident = "" if checkpoint_sha256 is None else model_id.comment(checkpoint_sha256)
+    return (BANNER + ident + '#include "e2m_model.h"\n\n#include <stddef.h>\n#include <stdint.h>\n\n'
             + RUNTIME.read_text() + "\n/* ---- the model ---- */\n\n" + "".join(src.arrays) + "\n"
             + "".join(src.structs) + "\n" + invoke)

@@ -73,12 +73,12 @@ def _pointwise(conv, sym: Symmetry) -> storage.Stored:
     return storage.pointwise(conv.w[:, 0, 0, :], conv.bias, conv.mult, conv.shift, conv.in_off, sym.field, table)
 
 
-def generate(graph, group: str | None, labels: list[str]) -> Engine:
+def generate(graph, group: str | None, labels: list[str], checkpoint_sha256: str | None = None) -> Engine:
     plan = build_plan(graph)
     sym = Symmetry.of(group)
     stored = _store(plan, sym)
     mem = plan_memory(plan, stored)
     e = Engine(plan, mem, stored, sym, "", "")
-    e.h = header(plan, mem, labels, e.weights_bytes)
-    e.c = source(plan, mem, stored)
+    e.h = header(plan, mem, labels, e.weights_bytes, checkpoint_sha256)
+    e.c = source(plan, mem, stored, checkpoint_sha256)
     return e

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from e2micro.errors import BadInput
+
+from .. import model_id
 from ..errors import ConversionError
 
 HARNESS = Path(__file__).resolve().parents[2] / "firmware" / "engine" / "qemu_harness.c"
@@ -77,6 +80,7 @@ def build_sketch(conversion_dir: Path, engine_dir: Path, cpu: str, work: Path) -
     and platform hooks, firmware/engine/engine_main_functions.cc, the generated e2m_model.c."""
     root = HARNESS.parents[1]
     flags, machine = CPUS[cpu]
+    _check_one_model(Path(conversion_dir), Path(engine_dir))
     work.mkdir(parents=True, exist_ok=True)
     for name in SKETCH_GENERATED:
         shutil.copy(Path(conversion_dir) / name, work / name)
@@ -99,6 +103,17 @@ def build_sketch(conversion_dir: Path, engine_dir: Path, cpu: str, work: Path) -
     if r.returncode != 0:
         raise ConversionError(f"engine sketch link failed: {(r.stderr or r.stdout).strip()[:2000]}")
     return elf
+
+
+def _check_one_model(conversion_dir: Path, engine_dir: Path) -> None:
+    """The sketch's generated files come from one conversion (engine_main_functions.cc's
+    static_asserts say the same, later and less plainly). A bare .tflite's e2m_model.h names none."""
+    sha = model_id.check_one_model(conversion_dir, SKETCH_GENERATED)
+    engine_sha = model_id.read(engine_dir / "e2m_model.h")
+    if engine_sha is not None and engine_sha != sha:
+        raise BadInput(f"{engine_dir / 'e2m_model.h'} and {conversion_dir / 'model_settings.h'} come from "
+                       f"different conversions (checkpoint sha256 {engine_sha[:12]}… vs {sha[:12]}…): run "
+                       f"`convert engine` on {conversion_dir}")
 
 
 def run_sketch(elf: Path, cpu: str, timeout: float = 300) -> str:

@@ -9,6 +9,7 @@
 #include "model_data.h"
 #include "model_ops.h"
 #include "model_settings.h"
+#include "one_model.h"
 #include "platform.h"
 #include "result_responder.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
@@ -22,6 +23,10 @@
 #ifndef TFLITE_SCHEMA_VERSION  // some TFLM snapshots define it only in a header we do not include
 #define TFLITE_SCHEMA_VERSION (3)
 #endif
+
+static_assert(E2MICRO_MODEL_OPS_ID == E2MICRO_MODEL_SETTINGS_ID,
+              "model_ops.h and model_settings.h come from different conversions: copy all generated files "
+              "of one `convert tflite` output");
 
 namespace {
 

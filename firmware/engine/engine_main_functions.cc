@@ -8,10 +8,21 @@
 #include "model_settings.h"
 #include "platform.h"
 #include "result_responder.h"
+#include "sample_patch.h"
 #include "e2m_model.h"
 
 static_assert(E2M_INPUT_BYTES == kInputSize, "e2m_model.h and model_settings.h describe different models");
 static_assert(E2M_OUTPUT_BYTES == kCategoryCount, "e2m_model.h and model_settings.h describe different models");
+// Each generated header names its conversion (convert/model_id.py); e2m_model.h does when it was
+// generated from a `convert tflite` output (not from a bare .tflite).
+static_assert(E2MICRO_SAMPLE_PATCH_ID == E2MICRO_MODEL_SETTINGS_ID,
+              "sample_patch.h and model_settings.h come from different conversions: copy all generated files "
+              "of one `convert tflite` output");
+#ifdef E2MICRO_E2M_MODEL_ID
+static_assert(E2MICRO_E2M_MODEL_ID == E2MICRO_MODEL_SETTINGS_ID,
+              "e2m_model.h and model_settings.h come from different conversions: run `convert engine` on the "
+              "conversion whose model_settings.h you build with");
+#endif
 
 namespace {
 alignas(16) uint8_t arena[E2M_ARENA_BYTES];

@@ -19,11 +19,18 @@
 #include "image_provider.h"
 #include "model_edgetpu_data.h"
 #include "model_settings.h"
+#include "one_model.h"  // firmware/cortex-m's generated headers come from one conversion
 #include "platform.h"
 #include "result_responder.h"
 
 #ifndef TFLITE_SCHEMA_VERSION  // older TFLM snapshots define it in a header not included here
 #define TFLITE_SCHEMA_VERSION (3)
+#endif
+
+#ifdef E2MICRO_MODEL_EDGETPU_DATA_ID  // absent when `convert edgetpu` was given a bare .tflite
+static_assert(E2MICRO_MODEL_EDGETPU_DATA_ID == E2MICRO_MODEL_SETTINGS_ID,
+              "model_edgetpu_data.h and firmware/cortex-m's model_settings.h come from different conversions: run "
+              "`convert edgetpu` on the checkpoint whose sources are in firmware/cortex-m");
 #endif
 
 // The board's microsecond timer for the responder (platform.h's default has no clock).

@@ -7,6 +7,7 @@
 #include "image_provider.h"
 #include "model_data.h"
 #include "model_settings.h"
+#include "one_model.h"
 #include "platform.h"
 #include "result_responder.h"
 #include "sample_patch.h"
