@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from .points import INPUT, Point, activation_points, observing
@@ -67,9 +66,3 @@ def from_data(model, batches, source: str) -> RangesTable:
     ranges, n = observe(model, batches)
     return RangesTable("data", ranges, {"source": source, "images": n, "rule": "global min/max over the images"})
 
-
-def expected_quantization(lo: float, hi: float) -> tuple[float, int]:
-    """int8 (scale, zero point) that TFLite derives from a range (0 nudged onto the grid)."""
-    scale = (hi - lo) / 255.0
-    zp = int(np.clip(round(-128 - lo / scale), -128, 127))
-    return scale, zp

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibration.ranges import RangesTable, expected_quantization
+from calibration.ranges import RangesTable
 
 from .errors import ConversionError
 from .private_api import require
@@ -47,6 +47,13 @@ def int8_tflite(calibrated_with_ranges: bytes, per_channel: bool = True) -> byte
 
     return mlir_quantize(calibrated_with_ranges, disable_per_channel=not per_channel, input_data_type=tf.int8,
                          output_data_type=tf.int8)
+
+
+def expected_quantization(lo: float, hi: float) -> tuple[float, int]:
+    """int8 (scale, zero point) that TFLite derives from a range (0 nudged onto the grid)."""
+    scale = (hi - lo) / 255.0
+    zp = int(np.clip(round(-128 - lo / scale), -128, 127))
+    return scale, zp
 
 
 def trace_quantization(graph: Graph, mapping: dict[str, list[int]], table: RangesTable) -> list[dict]:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from calibration.ranges import expected_quantization
 from convert.cli import app
 from convert.errors import ConversionError
 from convert.ops_check import ALLOWED, check_ops
+from convert.quantize import expected_quantization
 from convert.outputs import TFLITE_FILES
 from convert.pipeline import ConvertOptions, convert_tflite
 from convert.tflite_graph import Graph
