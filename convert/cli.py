@@ -69,7 +69,7 @@ def tflite(
         typer.echo(line)
 
 
-from .edgetpu import register as _register_edgetpu  # noqa: E402
+from .edgetpu.command import register as _register_edgetpu  # noqa: E402
 
 _register_edgetpu(app)
 

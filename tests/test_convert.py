@@ -235,7 +235,7 @@ def test_one_op_table_for_readme_checker_map_resolver_and_edge_tpu():
     from pathlib import Path
 
     from convert import c_sources, tensor_map
-    from convert.edgetpu import EDGETPU_OPS
+    from convert.edgetpu.rules import EDGETPU_OPS
     from convert.op_table import OPS
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convert.edgetpu import EDGETPU_OPS, check, edgetpu_command, register, table_lines
+from convert.edgetpu.check import check, table_lines
+from convert.edgetpu.command import edgetpu_command, register
+from convert.edgetpu.rules import EDGETPU_OPS
 from convert.errors import ConversionError
 from convert.tflite_graph import Graph
 
