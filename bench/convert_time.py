@@ -35,11 +35,11 @@ def main():
     for w in a.widths:
         ckpt = WORK / "models" / f"c12_w{w}.pt"
         if not ckpt.is_file():
-            fit(FitSettings(str(data), str(ckpt), group="C12", width=w, epochs=3, batch_size=32, lr=4e-3,
+            fit(FitSettings(data=str(data), out=str(ckpt), group="C12", width=w, epochs=3, batch_size=32, lr=4e-3,
                             progress=False), force=True)  # no checkpoint: start over
         times: dict = {}
         t0 = time.perf_counter()
-        r = convert_tflite(ConvertOptions(ckpt, WORK / f"w{w}", parity_data=data, parity_images=16),
+        r = convert_tflite(ConvertOptions(checkpoint=ckpt, out=WORK / f"w{w}", parity_data=data, parity_images=16),
                            echo=lambda s: None, timings=times)
         total = time.perf_counter() - t0
         parity = next(v for k, v in times.items() if k.startswith("parity"))

@@ -54,7 +54,7 @@ def conversion(name: str) -> Path:
     torch.manual_seed(0)
     model = calibrate_bn(build_model(group=group, width=width))
     save_checkpoint(d / "model.pt", model, model.config)
-    convert_tflite(ConvertOptions(d / "model.pt", out, parity_images=4), echo=lambda s: None)
+    convert_tflite(ConvertOptions(checkpoint=d / "model.pt", out=out, parity_images=4), echo=lambda s: None)
     return out
 
 

@@ -75,7 +75,7 @@ def ensure_model(name: str) -> Path:
     kind, group, act, _ = MODELS[name]
     ckpt = WORK / "models" / f"{kind}_{group}_{act}.pt"
     if not ckpt.is_file():
-        fit(FitSettings(str(ensure_data(kind)), str(ckpt), group=group, width=0.35, epochs=3, batch_size=32,
+        fit(FitSettings(data=str(ensure_data(kind)), out=str(ckpt), group=group, width=0.35, epochs=3, batch_size=32,
                         lr=4e-3, activation=act, progress=False), force=True)  # no checkpoint: start over
     return ckpt
 
@@ -124,7 +124,7 @@ def ranges_table(conv: Converted, method: str, ckpt: Path, data: Path):
 
     if method == "bn-previous":
         return previous_bn_ranges(conv.plain)
-    opts = pipeline.ConvertOptions(ckpt, ranges=method, calibration_data=split_paths(data, "valid")[0])
+    opts = pipeline.ConvertOptions(checkpoint=ckpt, ranges=method, calibration_data=split_paths(data, "valid")[0])
     return pipeline.ranges_table(opts, conv.plain, conv.config.input_size)
 
 
@@ -144,7 +144,8 @@ def time_default_conversion(ckpt: Path) -> dict:
 
     timings: dict = {}
     t = time.perf_counter()
-    convert_tflite(ConvertOptions(ckpt, WORK / "runs" / "default_tflite"), echo=lambda s: None, timings=timings)
+    convert_tflite(ConvertOptions(checkpoint=ckpt, out=WORK / "runs" / "default_tflite"), echo=lambda s: None,
+                   timings=timings)
     return {"total": time.perf_counter() - t, **timings}
 
 

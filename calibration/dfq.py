@@ -16,7 +16,7 @@ RELU6_MODES = ("keep", "relu", "bounded")
 CLIP_K = 5.0  # relu6 "bounded": a field is scaled only while β + 5γ stays below the clip at 6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DFQOptions:
     # keep: ReLU6 stays, so equalization/absorption skip the pairs it ends (the function is kept);
     # relu: ReLU6 → ReLU where they would rescale (DFQ paper, AIMET); bounded: ReLU6 kept, fields

@@ -58,18 +58,21 @@ def tflite(
         from .report import summary_lines
 
         try:
-            dfq = DFQOptions(relu6, equalize, absorb, bias_correction, per_channel)
+            dfq = DFQOptions(relu6=relu6, equalize=equalize, absorb=absorb, bias_correction=bias_correction,
+                             per_channel=per_channel)
         except ValueError as e:  # an option value
             raise BadInput(str(e)) from None
-        opts = ConvertOptions(checkpoint, out, ranges, calibration_data, calibration_images, parity_data,
-                              parity_images, firmware, dfq, bn_k, distill_steps=distill_steps, force=force)
+        opts = ConvertOptions(checkpoint=checkpoint, out=out, ranges=ranges, calibration_data=calibration_data,
+                              calibration_images=calibration_images, parity_data=parity_data,
+                              parity_images=parity_images, firmware=firmware, dfq=dfq, bn_k=bn_k,
+                              distill_steps=distill_steps, force=force)
         report = convert_tflite(opts, echo=(lambda s: None) if quiet else typer.echo)
     typer.echo(f"wrote {opts.out_dir()}")
     for line in summary_lines(report):
         typer.echo(line)
 
 
-from .edgetpu import register as _register_edgetpu  # noqa: E402
+from .edgetpu.command import register as _register_edgetpu  # noqa: E402
 
 _register_edgetpu(app)
 

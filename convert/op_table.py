@@ -4,7 +4,7 @@ For each op: the TFLM `MicroMutableOpResolver` call that registers it (model_ops
 tensor map ties its output to the model's activations (`kinds`: the kinds of activation point,
 calibration.points.KINDS, it may produce; `alias`: its output is its input, as for the PADs onnx2tf inserts). Anything else
 fails the op check (ops_check.py) before any other stage looks at the graph. All of them are in
-the Edge TPU's op table (edgetpu.EDGETPU_OPS; a test holds the two side by side), and the
+the Edge TPU's op table (edgetpu.rules.EDGETPU_OPS; a test holds the two side by side), and the
 README's op list is this table (a test checks that too).
 """
 from __future__ import annotations

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from e2micro.errors import BadInput
+
 # The generated firmware sources: the one list of them. `convert tflite --firmware DIR` copies these,
 # firmware/ci_build.py stages them; each names its checkpoint (convert/model_id.py). The CMake
 # files, make_sketch.sh and firmware/cortex-m/.gitignore cannot import it: tests/test_manifest.py
@@ -27,6 +29,24 @@ def read_report(folder: Path) -> dict | None:
     ok = isinstance(report, dict) and isinstance(report.get("checkpoint"), dict) and "sha256" in report["checkpoint"]
     return report if ok else None
 
+
+
+def check_report_folder(out_dir: Path) -> None:
+    """A later command (`convert edgetpu`) adds to report.json and report.md: only to ones this project
+    wrote (or new ones)."""
+    path = out_dir / "report.json"
+    if not path.exists():
+        if (out_dir / "report.md").exists():
+            raise BadInput(f"{out_dir / 'report.md'} was not written by e2micro (no report.json beside it); "
+                           "not touched: use --out for another folder")
+        return
+    try:
+        report = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadInput(f"{path} is not valid JSON ({e}); not touched: use --out for another folder, or re-run "
+                       "`convert tflite`") from None
+    if read_report(out_dir) is None and not (isinstance(report, dict) and set(report) == {"edgetpu"}):
+        raise BadInput(f"{path} was not written by e2micro; not touched: use --out for another folder")
 
 def foreign_entries(folder: Path) -> list[str]:
     """Entries of `folder` that make it not a previous output of `convert tflite` (empty: it is one,

@@ -26,7 +26,7 @@ from .outputs import FIRMWARE_FILES, OWN_FILES, discard_own, foreign_entries
 RANGES = ("bn", "distilled", "data")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ConvertOptions:
     checkpoint: Path
     out: Path | None = None

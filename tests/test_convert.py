@@ -173,7 +173,8 @@ def test_failed_stage_leaves_nothing_and_keeps_previous_output(c4_checkpoint, co
 
     monkeypatch.setattr(convert.arena, "measure_arena", fail)
     with pytest.raises(ConversionError, match="allocate"):
-        convert_tflite(ConvertOptions(c4_checkpoint, out, parity_data=demo_dir, parity_images=2), echo=lambda s: None)
+        convert_tflite(ConvertOptions(checkpoint=c4_checkpoint, out=out, parity_data=demo_dir, parity_images=2),
+                       echo=lambda s: None)
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging directory left
     for name in EXPECTED_FILES:
         assert (out / name).read_bytes() == (converted_c4 / name).read_bytes(), name
@@ -234,7 +235,7 @@ def test_one_op_table_for_readme_checker_map_resolver_and_edge_tpu():
     from pathlib import Path
 
     from convert import c_sources, tensor_map
-    from convert.edgetpu import EDGETPU_OPS
+    from convert.edgetpu.rules import EDGETPU_OPS
     from convert.op_table import OPS
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -259,4 +260,5 @@ def test_an_op_outside_the_contract_is_named_before_the_tensor_map(converted_c4,
     monkeypatch.setattr(_Graph, "__init__", with_softmax)
     monkeypatch.setattr(convert.tensor_map, "map_tensors", lambda *a: pytest.fail("the tensor map ran first"))
     with pytest.raises(ConversionError, match="unsupported op SOFTMAX"):
-        convert_tflite(ConvertOptions(c4_checkpoint, tmp_path / "o", parity_images=2), echo=lambda s: None)
+        convert_tflite(ConvertOptions(checkpoint=c4_checkpoint, out=tmp_path / "o", parity_images=2),
+                       echo=lambda s: None)

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from convert import model_id
-from convert.edgetpu import EDGETPU_OPS, check, edgetpu_command, register, table_lines
+from convert.edgetpu.check import check, table_lines
+from convert.edgetpu.command import edgetpu_command, register
+from convert.edgetpu.rules import EDGETPU_OPS
 from convert.errors import ConversionError
 from convert.tflite_graph import Graph
 

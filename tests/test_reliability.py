@@ -398,7 +398,7 @@ def test_relative_data_path_in_a_checkpoint_is_not_guessed(c4_checkpoint, tmp_pa
     torch.save(ckpt, tmp_path / "rel.pt")
     (tmp_path / "data" / "demo").mkdir(parents=True)  # a folder of that name here: still not used
     lines: list[str] = []
-    _, parity_dir = validate(ConvertOptions(tmp_path / "rel.pt"), tmp_path / "o", lines.append)
+    _, parity_dir = validate(ConvertOptions(checkpoint=tmp_path / "rel.pt"), tmp_path / "o", lines.append)
     assert parity_dir is None
     assert lines == ["note: parity figures on the built-in demo patches: the checkpoint records its data as the "
                      "relative path 'data/demo'; give --parity-data for others"]

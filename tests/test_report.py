@@ -81,7 +81,7 @@ def test_report_md_is_rendered_from_report_json(converted_c4):
 
 
 def test_edgetpu_verdict_re_renders_report_md(converted_c4, tmp_path, monkeypatch):
-    from convert.edgetpu import edgetpu_command
+    from convert.edgetpu.command import edgetpu_command
 
     folder = shutil.copytree(converted_c4, tmp_path / "c4_tflite")
     empty = tmp_path / "empty_path"
@@ -99,7 +99,7 @@ def test_edgetpu_verdict_re_renders_report_md(converted_c4, tmp_path, monkeypatc
 
 
 def test_edgetpu_never_overwrites_a_foreign_report_md(converted_c4, tmp_path, monkeypatch):
-    from convert.edgetpu import edgetpu_command
+    from convert.edgetpu.command import edgetpu_command
 
     monkeypatch.setenv("PATH", str(tmp_path))
     shutil.copy(converted_c4 / "model_int8.tflite", tmp_path / "model_int8.tflite")

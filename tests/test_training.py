@@ -27,8 +27,8 @@ def trained(demo_dir, tmp_path_factory):
     torch.use_deterministic_algorithms(True)
     try:
         out = tmp_path_factory.mktemp("trained") / "c4.pt"
-        best = fit(FitSettings(str(demo_dir), str(out), group="C4", width=0.25, epochs=EPOCHS, batch_size=32, lr=4e-3,
-                               progress=False))
+        best = fit(FitSettings(data=str(demo_dir), out=str(out), group="C4", width=0.25, epochs=EPOCHS, batch_size=32,
+                               lr=4e-3, progress=False))
     finally:
         torch.use_deterministic_algorithms(False)
         torch.set_num_threads(threads)

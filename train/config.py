@@ -14,7 +14,7 @@ PCAM_STD = (59.9, 70.7, 54.3)
 DEFAULT_INPUT_SIZE = 95  # PCam's 96×96 cropped to an odd grid
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     group: str | None = "C12"
     width: float = 1.0

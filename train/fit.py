@@ -29,7 +29,7 @@ class TrainingError(E2microError):
     """Training cannot go on (diverged, nothing to resume, …)."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FitSettings:
     data: str
     out: str

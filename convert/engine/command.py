@@ -38,7 +38,7 @@ def engine_command(target: Path, out: Path | None = None, *, firmware: Path | No
     converted with `convert tflite` first, or its existing conversion reused)."""
     from e2micro.atomic import write_atomic
 
-    from ..edgetpu import model_for
+    from ..targets import model_for
     from ..tflite_graph import Graph
     from .generate import generate
     from .report import build, dumps, markdown

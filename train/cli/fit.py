@@ -36,7 +36,7 @@ def fit_command(
     with cli_errors("stopped; with an epoch finished, the same command and --resume continues"):
         from ..fit import FitSettings, fit
 
-        best = fit(FitSettings(str(data), str(out), device=device, progress=progress, **given), resume=resume,
+        best = fit(FitSettings(data=str(data), out=str(out), device=device, progress=progress, **given), resume=resume,
                    given=given, force=force)
     if best is not None:  # rank 0 only
         typer.echo(f"best epoch {best.get('epoch')}: val loss {best['val_loss']:.4f}, checkpoint {out}")
