@@ -5,7 +5,6 @@ only over a previous output of this tool (`convert.outputs`)."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import time
@@ -13,14 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from calibration.dfq import DFQOptions
 from e2micro import interrupts
 from e2micro.atomic import publish_dir, publish_files, scratch_dir, staging_dir, write_atomic
 from e2micro.errors import BadInput
 
-from .errors import ConversionError
 from .outputs import FIRMWARE_FILES, OWN_FILES, discard_own, foreign_entries
 
 RANGES = ("bn", "distilled", "data")
@@ -66,10 +62,6 @@ class Progress:
                     interrupts.check()  # a library may have swallowed Ctrl-C during the stage
                     progress.echo(f"      done in {dt:.1f} s")
         return _Stage()
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def convert_tflite(opts: ConvertOptions, echo: Callable[[str], None] = print, timings: dict | None = None) -> dict:
@@ -187,130 +179,33 @@ def install_firmware_sources(out: Path, firmware: Path) -> None:
 
 
 def _run(opts: ConvertOptions, out: Path, work: Path, progress: Progress, data_dir: Path | None) -> dict:
+    """The stages (convert/stages.py), in order, each timed and named in the progress output."""
     import torch
 
-    from calibration.dfq import apply_dfq, skipped_steps
-    from calibration.fold import fold_all
-    from calibration.points import activation_points
-    from train.checkpoint import load_model
-
-    from . import c_sources, images, parity
-    from .arena import measure_arena, with_margin
+    from . import stages
     from .offline import captured_output, no_network
-    from .onnx_export import check_onnx, export_onnx
-    from .layers import METHOD as LAYERS_METHOD
-    from .layers import layer_rows, weight_ranges
-    from .ops_check import check_ops, macs
-    from .quantize import apply_ranges, int8_tflite, trace_quantization
-    from .runtimes import LiteRT, pixels_to_int8
-    from .tensor_map import map_tensors
-    from .tf_export import calibrated_tflite, converter_errors, float_tflite, onnx_to_tf
-    from .tflite_graph import Graph
 
     torch.manual_seed(0)
     with progress.stage("load checkpoint, export to plain PyTorch, fold batch norm"):
-        sha256 = _sha256(opts.checkpoint)  # report.json's and every generated source's model id
-        model, config, ckpt = load_model(opts.checkpoint)
-        folded = fold_all(model.export())
-        size = config.input_size
-
+        m = stages.load(opts.checkpoint)
     with progress.stage("data-free quantization: " + (", ".join(opts.dfq.steps()) or "no steps")):
-        plain, history = apply_dfq(folded, opts.dfq)
-        points = activation_points(plain)
-        dfq_report = {**opts.dfq.to_dict(), "skipped": skipped_steps(folded, opts.dfq),
-                      "effect": _dfq_effect(model, folded, history, size)}
-
+        d = stages.data_free_quantization(m, opts.dfq)
     with progress.stage(f"activation ranges ({opts.ranges})"):
-        table = ranges_table(opts, plain, size)
-
+        table = ranges_table(opts, d.plain, m.size)
     with progress.stage("ONNX export, checked with onnxruntime"):
-        onnx_path = out / "model.onnx"
-        proto = export_onnx(plain, onnx_path)
-        probe = images.demo(4, size).x
-        onnx_err = check_onnx(proto, plain, probe)
-        scale = float(np.abs(parity.torch_logits(plain, probe)).max())
-        if not onnx_err <= 1e-4 * max(1.0, scale):
-            raise ConversionError(f"ONNX output differs from PyTorch by {onnx_err:.3g}")
-
+        onnx = stages.onnx_export(d.plain, out, m.size)
     with progress.stage("onnx2tf → TensorFlow (NHWC), float TFLite"), no_network(), captured_output() as log:
-        try:
-            keras_model, concrete = onnx_to_tf(onnx_path, work)
-            flt = float_tflite(keras_model, concrete)
-            calibrated = calibrated_tflite(keras_model, concrete, (1, size, size, 3))
-        except Exception as e:  # noqa: BLE001 — TF's own conversion failure is one line; anything else is a bug
-            if not isinstance(e, converter_errors()):
-                raise
-            raise ConversionError(f"TensorFlow conversion failed: {_last_line(log(), e)}") from None
-        (out / "model_float.tflite").write_bytes(flt)
-
+        flt = stages.tensorflow(onnx, out, work, m.size, log)
     with progress.stage("int8 TFLite from the ranges table"), captured_output() as log:
-        check_ops(Graph(calibrated), "the float model")  # before the map, so an op outside the contract is named as such
-        mapping = map_tensors(Graph(calibrated), points)
-        try:
-            q = int8_tflite(apply_ranges(calibrated, mapping, table), opts.dfq.per_channel)
-        except Exception as e:  # noqa: BLE001
-            if not isinstance(e, converter_errors()):
-                raise
-            raise ConversionError(f"TFLite quantization failed: {_last_line(log(), e)}") from None
-        graph = Graph(q)
-        check_ops(Graph(flt), "the float model")
-        check_ops(graph, "the int8 model")
-        trace = trace_quantization(graph, map_tensors(graph, points), table)
-        (out / "model_int8.tflite").write_bytes(q)
-
+        q = stages.int8(flt, d, table, opts.dfq.per_channel, out, log)
     with progress.stage("TFLM arena (tflite-micro interpreter)"):
-        arena_used = measure_arena(q, (1, size, size, 3))
-        arena = with_margin(arena_used)
-
+        arena = stages.arena(q, m.size)
     with progress.stage("C sources for TFLM"):
-        inp, outp = graph.input(), graph.output()
-        h, cc = c_sources.model_data(q, sha256=sha256)
-        (out / "model_data.h").write_text(h)
-        (out / "model_data.cc").write_text(cc)
-        (out / "model_settings.h").write_text(c_sources.model_settings(
-            size=size, input_scale=float(inp.scale[0]), input_zero_point=int(inp.zero_point[0]),
-            output_scale=float(outp.scale[0]), output_zero_point=int(outp.zero_point[0]),
-            class_names=list(config.class_names), arena_bytes=arena, arena_measured=arena_used,
-            schema_version=graph.version, group=config.group or "none", width=config.width, sha256=sha256))
-        (out / "model_ops.h").write_text(c_sources.model_ops(graph.histogram(), sha256=sha256))
-
+        stages.tflm_sources(q, arena, m, out)
     with progress.stage("parity: PyTorch, float TFLite, int8 LiteRT, TFLM, 90° rotations"):
-        imgs = _parity_images(opts, data_dir, size)
-        figures = parity.measure(model, flt, q, arena, imgs.x, imgs.labels, converted=plain)
-        figures["source"] = imgs.source
-        observed = {"source": imgs.source, "images": len(imgs.x), "ranges": parity.held_ranges(plain, imgs.x, points)}
-        x0 = pixels_to_int8(imgs.x[:1])
-        h, cc = c_sources.sample_patch(x0, LiteRT(q)(x0)[0], None if imgs.labels is None else imgs.labels[0],
-                                       f"first parity image: {imgs.source}", sha256=sha256)
-        (out / "sample_patch.h").write_text(h)
-        (out / "sample_patch.cc").write_text(cc)
-
+        par = stages.parity_check(m, d, flt, q, arena, _parity_images(opts, data_dir, m.size), out)
     with progress.stage("report"):
-        report = {
-            "checkpoint": {"file": opts.checkpoint.name, "sha256": sha256,
-                           "group": config.group or "none", "width": config.width, "num_classes": config.num_classes,
-                           "class_names": list(config.class_names), "metrics": ckpt.get("metrics", {})},
-            "versions": _versions(),
-            "ops": graph.histogram(),
-            "macs": macs(graph),
-            "layers": {"method": LAYERS_METHOD, "rows": layer_rows(graph)},
-            "depthwise_weight_ranges": weight_ranges(graph),
-            "observed_ranges": observed,
-            "arena": {"measured_bytes": arena_used, "tensor_arena_size": arena},
-            "input": {"shape": list(inp.shape), "dtype": inp.dtype, "scale": float(inp.scale[0]),
-                      "zero_point": int(inp.zero_point[0])},
-            "output": {"shape": list(outp.shape), "dtype": outp.dtype, "scale": float(outp.scale[0]),
-                       "zero_point": int(outp.zero_point[0])},
-            "onnx_vs_torch_max_abs_logit": onnx_err,
-            "dfq": dfq_report,
-            "ranges": table.to_dict(),
-            "quantization": trace,
-            "parity": figures,
-        }
-        from .report import write_report
-
-        write_report(out, report)
-    return report
+        return stages.report(opts.checkpoint, m, d, onnx, table, q, arena, par, out)
 
 
 def ranges_table(opts: ConvertOptions, plain, size: int):
@@ -339,23 +234,6 @@ def ranges_table(opts: ConvertOptions, plain, size: int):
     return from_data(plain, limited(), f"{opts.calibration_data} ({n} images)")
 
 
-def _dfq_effect(model, folded, history, size: int) -> list[dict]:
-    """How far each step moves the float logits, on a few built-in demo patches."""
-    from . import images, parity
-
-    x = images.demo(8, size).x
-    ref = parity.torch_logits(model, x)
-    prev, rows = parity.torch_logits(folded, x), []
-    scale = float(np.abs(ref).max()) or 1.0
-    for step, m in history:
-        cur = parity.torch_logits(m, x)
-        rows.append({"step": step, "max_abs_logit_change": float(np.abs(cur - prev).max()),
-                     "relative_change": float(np.abs(cur - prev).max() / scale),
-                     "vs_checkpoint_max_abs_logit": float(np.abs(cur - ref).max())})
-        prev = cur
-    return rows
-
-
 def _parity_images(opts: ConvertOptions, data_dir: Path | None, size: int):
     from . import images
 
@@ -365,15 +243,3 @@ def _parity_images(opts: ConvertOptions, data_dir: Path | None, size: int):
     if data_dir is not None:
         return images.from_path(data_dir, "test", n, size)
     return images.demo(n, size)
-
-
-def _last_line(text: str, e: Exception) -> str:
-    lines = [ln.strip() for ln in (str(e) or text).splitlines() if ln.strip()]
-    return (lines[-1] if lines else type(e).__name__)[:200]
-
-
-def _versions() -> dict:
-    from importlib.metadata import version
-
-    names = ("torch", "e2cnn", "onnx", "onnxruntime", "onnx2tf", "tensorflow", "ai-edge-litert", "tflite-micro")
-    return {n: version(n) for n in names}
