@@ -8,9 +8,9 @@ when there), then `convert engine`. Per model: bit-exactness of the host build a
 tflite-micro interpreter on --images demo patches and their 90/180/270° rotations; weights and
 arena bytes against the dense int8 weights and TFLM's measured arena; instructions per inference on
 QEMU's Cortex-M4 (mps2-an386, -icount shift=0, one image); the engine sketch's ELF flash/RAM (M4);
-and which boards each back end fits. TFLM's own firmware is not built here (no per-model TFLM
-instruction count either): its flash is the .tflite plus firmware_size.py's stated allowance for
-the interpreter and kernels, its RAM the measured arena plus that file's allowance.
+and which boards each back end fits. TFLM's side is measured too: its real firmware (TFLM + CMSIS-NN,
+firmware/cortex-m's CMake, `convert measure`'s build and run) on the same M4 for instructions per
+inference, ELF flash and RAM.
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 from common import table, write  # noqa: E402
-from firmware_size import BOARDS, TFLM_FLASH, TFLM_RAM  # noqa: E402
+from firmware_builds import WORK as FIRMWARE_WORK  # noqa: E402
+from firmware_size import BOARDS  # noqa: E402
 
 CACHE = ROOT / "build" / "bench" / "engine"
 MODELS = {"c12-w0.35": ("C12", 0.35), "c12-w1.0": ("C12", 1.0), "plain-w0.35": (None, 0.35),
@@ -42,8 +43,7 @@ def conversion(name: str) -> Path:
     from train.checkpoint import save_checkpoint
     from train.model import build_model
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import calibrate_bn
+    from train.model.constructed import set_bn_statistics
 
     group, width = MODELS[name]
     d = CACHE / name
@@ -52,7 +52,7 @@ def conversion(name: str) -> Path:
         return out
     d.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    model = calibrate_bn(build_model(group=group, width=width))
+    model = set_bn_statistics(build_model(group=group, width=width))
     save_checkpoint(d / "model.pt", model, model.config)
     convert_tflite(ConvertOptions(checkpoint=d / "model.pt", out=out, parity_images=4), echo=lambda s: None)
     return out
@@ -80,13 +80,17 @@ def measure(name: str, n_images: int, qemu_images: int) -> dict:
         elf = qemu.build_sketch(conv, eng, "cortex-m4", Path(tmp) / "sketch")
         sk = qemu.size(elf)
     conv_rep = json.loads((conv / "report.json").read_text())
+    from convert.qemu_measure import measure_board
+
+    tflm = measure_board(conv, "mps2_an386", FIRMWARE_WORK, conv_rep["macs"]["total"])
     return {"model": name, "bit_exact": f"{int((got == ref).all(axis=1).sum())}/{len(x)}",
             "qemu_exact": f"{int(m4_exact) * qemu_images}/{qemu_images}",
             "weights": t["weights_bytes"], "w8_stored": t["int8_weights_stored_bytes"],
             "w8_dense": t["int8_weights_dense_bytes"], "tflite": t["tflite_bytes"],
             "arena": t["arena_bytes"], "input": t["input_bytes"], "tflm_arena": t["tflm_arena_bytes"],
             "m4_insns": float(np.mean(m4["instructions"])), "macs": conv_rep["macs"]["total"],
-            "elf_flash": sk["flash"], "elf_ram": sk["ram"], "fallbacks": rep["dense_fallbacks"]}
+            "elf_flash": sk["flash"], "elf_ram": sk["ram"], "fallbacks": rep["dense_fallbacks"],
+            "tflm_insns": tflm["instructions"], "tflm_flash": tflm["flash"], "tflm_ram": tflm["ram"]}
 
 
 def main(argv=None) -> None:
@@ -100,27 +104,29 @@ def main(argv=None) -> None:
     main_rows = [[r["model"], r["bit_exact"], r["qemu_exact"], kib(r["w8_dense"]), kib(r["w8_stored"]),
                   round(r["w8_stored"] / r["w8_dense"], 3), kib(r["weights"]), kib(r["tflite"]),
                   kib(r["arena"] + r["input"]), kib(r["tflm_arena"]), round((r["arena"] + r["input"]) / r["tflm_arena"], 3),
-                  round(r["m4_insns"] / 1e6, 1), round(r["m4_insns"] / r["macs"], 2), kib(r["elf_flash"]),
-                  kib(r["elf_ram"]), ", ".join(r["fallbacks"]) or "none"] for r in rows]
+                  round(r["m4_insns"] / 1e6, 1), round(r["m4_insns"] / r["macs"], 2),
+                  round(r["tflm_insns"] / 1e6, 1), kib(r["elf_flash"]), kib(r["elf_ram"]), kib(r["tflm_flash"]),
+                  kib(r["tflm_ram"]), ", ".join(r["fallbacks"]) or "none"] for r in rows]
     body = table(["model", "host bit-exact vs TFLM", "QEMU M4 bit-exact", "int8 weights dense KiB",
                   "stored KiB", "ratio", "all const data KiB", ".tflite KiB", "engine arena+input KiB",
-                  "TFLM arena KiB", "RAM ratio", "M4 M insns/inference", "insns/MAC", "engine ELF flash KiB",
-                  "engine ELF RAM KiB", "dense fallbacks"], main_rows)
+                  "TFLM arena KiB", "RAM ratio", "M4 M insns/inference", "insns/MAC", "TFLM+CMSIS-NN M4 M insns",
+                  "engine ELF flash KiB", "engine ELF RAM KiB", "TFLM ELF flash KiB", "TFLM ELF RAM KiB",
+                  "dense fallbacks"], main_rows)
     fit = []
-    for board, cpu, flash, ram in BOARDS:
+    for board, _, flash, ram in BOARDS:
         cells = [board]
         for r in rows:
             eng_ok = r["elf_flash"] <= flash and r["elf_ram"] + STACK_ALLOWANCE <= ram
-            tflm_ok = r["tflite"] + TFLM_FLASH <= flash and r["tflm_arena"] + TFLM_RAM <= ram
+            tflm_ok = r["tflm_flash"] <= flash and r["tflm_ram"] + STACK_ALLOWANCE <= ram
             cells.append(f"engine {'yes' if eng_ok else 'no'} / TFLM {'yes' if tflm_ok else 'no'}")
         fit.append(cells)
     body += ("\n\nGoals: C12 int8 weights ≤ 1/8 of dense (ratio ≤ 0.125); arena + input ≤ 1/4 of TFLM's arena "
-             "(RAM ratio ≤ 0.25). The instruction count is the engine's portable C at -O2 (no SIMD); TFLM + "
-             "CMSIS-NN was measured by hand at ≈174 M for C12 w0.35 on the M4 (not re-measured here), TFLM's "
-             "reference kernels not measured here.\n\n## Which boards each model fits (engine / TFLM)\n\n"
+             "(RAM ratio ≤ 0.25). Instructions are executed instructions on QEMU (-icount shift=0), not cycles: "
+             "the engine's portable C at -O2 (no SIMD) against TFLM with CMSIS-NN's M4 kernels (DSP "
+             "extension).\n\n## Which boards each model fits (engine / TFLM)\n\n"
              f"Engine: the Cortex-M4 sketch's ELF flash, ELF RAM + {STACK_ALLOWANCE // 1024} KiB stack (the same "
-             "sizes assumed for the M0+ and M7 boards). TFLM: .tflite + "
-             f"{TFLM_FLASH // 1024} KiB, measured arena + {TFLM_RAM // 1024} KiB (firmware_size.py's allowances).\n\n"
+             "sizes assumed for the M0+ and M7 boards). TFLM: its M4 firmware ELF's flash, ELF RAM (the arena "
+             f"included) + the same {STACK_ALLOWANCE // 1024} KiB stack.\n\n"
              + table(["board"] + [r["model"] for r in rows], fit))
     write("engine", "Engine back end vs TFLM", body, "python bench/engine.py " + " ".join(argv or sys.argv[1:]))
 

@@ -29,6 +29,14 @@ BOARDS = {
 QEMU_BOARDS = [b for b, (_, m) in BOARDS.items() if m]
 
 
+class DoesNotFit(BuildFailed):
+    """The linker's verdict: the firmware needs more of a memory region than the board has."""
+
+    def __init__(self, board: str, region: str, overflow: int):
+        super().__init__(f"building {board}: the firmware does not fit: region {region} overflowed by {overflow:,} bytes")
+        self.region, self.overflow = region, overflow
+
+
 @dataclass
 class Build:
     board: str
@@ -68,6 +76,9 @@ def build(model_dir: Path, board: str, folder: Path, options: dict[str, str] | N
     r = subprocess.run([tool("cmake"), "--build", str(folder), "-j", str(os.cpu_count() or 1)],
                        capture_output=True, text=True)
     if r.returncode != 0:
+        m = re.search(r"region `(\w+)' overflowed by (\d+) bytes", r.stdout + r.stderr)
+        if m:
+            raise DoesNotFit(board, m.group(1), int(m.group(2)))
         raise BuildFailed(f"building {board}: {_last_error(r.stdout + r.stderr)}")
     elfs = {p.stem: p for p in folder.glob("*.elf")}
     return Build(board, folder, log, r.stdout, elfs)
