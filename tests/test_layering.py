@@ -94,3 +94,17 @@ def test_calibration_names_no_onnx_op():
         assert not names & onnx_ops, f"{p.name} names ONNX ops {sorted(names & onnx_ops)}"
     assert set(PRODUCERS) == set(KINDS)
     assert {k for op in OPS.values() for k in op.kinds} == set(KINDS) - {"input"}
+
+
+def test_one_atomic_publisher():
+    """Files are published by e2micro/atomic.py alone: no other module replaces files itself."""
+    bad = []
+    for pkg in PACKAGES + ("bench", "firmware"):
+        for p in (ROOT / pkg).rglob("*.py"):
+            if p == ROOT / "e2micro" / "atomic.py":
+                continue
+            for n in ast.walk(ast.parse(p.read_text())):
+                if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "replace"
+                        and isinstance(n.func.value, ast.Name) and n.func.value.id == "os"):
+                    bad.append(f"{p.relative_to(ROOT)}:{n.lineno}")
+    assert not bad, f"os.replace outside e2micro/atomic.py: {bad}"
