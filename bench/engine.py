@@ -125,7 +125,7 @@ def main(argv=None) -> None:
              "the engine's portable C at -O2 (no SIMD) against TFLM with CMSIS-NN's M4 kernels (DSP "
              "extension).\n\n## Which boards each model fits (engine / TFLM)\n\n"
              f"Engine: the Cortex-M4 sketch's ELF flash, ELF RAM + {STACK_ALLOWANCE // 1024} KiB stack (the same "
-             "sizes assumed for the M0+ and M7 boards). TFLM: its M4 firmware ELF's flash, ELF RAM (the arena "
+             "sizes assumed for the M7 boards). TFLM: its M4 firmware ELF's flash, ELF RAM (the arena "
              f"included) + the same {STACK_ALLOWANCE // 1024} KiB stack.\n\n"
              + table(["board"] + [r["model"] for r in rows], fit))
     write("engine", "Engine back end vs TFLM", body, "python bench/engine.py " + " ".join(argv or sys.argv[1:]))
