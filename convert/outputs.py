@@ -16,6 +16,10 @@ FIRMWARE_FILES = ("model_data.h", "model_data.cc", "model_settings.h", "model_op
                   "sample_patch.cc")
 TFLITE_FILES = ("model.onnx", "model_float.tflite", "model_int8.tflite", *FIRMWARE_FILES, "report.json", "report.md",
                 "report_memory.png", "report_ranges.png")  # the plots: convert/plots.py names them
+# `convert engine`'s outputs; it copies ENGINE_FIRMWARE_FILES with --firmware DIR, and the CMake
+# project's engine back end (-DE2MICRO_BACKEND=engine) requires them beside FIRMWARE_FILES.
+ENGINE_FIRMWARE_FILES = ("e2m_model.h", "e2m_model.c")
+ENGINE_FILES = (*ENGINE_FIRMWARE_FILES, "engine_report.json", "engine_report.md")
 EDGETPU_FILES = ("model_edgetpu.tflite", "model_edgetpu.log", "model_edgetpu_data.h", "model_edgetpu_data.cc")
 OWN_FILES = frozenset(TFLITE_FILES + EDGETPU_FILES)
 

@@ -19,8 +19,10 @@ FIRMWARE = Path(__file__).resolve().parent
 CORTEX_M = FIRMWARE / "cortex-m"
 if str(FIRMWARE.parent) not in sys.path:  # run as a script or imported from firmware/: find the repository's packages
     sys.path.insert(0, str(FIRMWARE.parent))
+from convert import model_id  # noqa: E402
 from convert.model_id import check_one_model  # noqa: E402
-from convert.outputs import FIRMWARE_FILES  # noqa: E402  (what `convert tflite --firmware DIR` copies)
+from convert.outputs import ENGINE_FIRMWARE_FILES, FIRMWARE_FILES  # noqa: E402  (what `convert … --firmware DIR` copies)
+from e2micro.errors import BadInput  # noqa: E402
 
 CPUS = {
     "cortex-m4": (["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"], "mps2-an386"),
@@ -71,6 +73,17 @@ def check_model_dir(model_dir: Path) -> str:
     if missing:
         raise FileNotFoundError(f"{model_dir} lacks {', '.join(missing)}: not a `convert tflite` output")
     return check_one_model(Path(model_dir), FIRMWARE_FILES)
+
+
+def check_engine_sources(model_dir: Path, sha: str) -> None:
+    """e2m_model.h, when present, comes from the same conversion (one made from a bare .tflite names
+    none); a missing one is CMake's to report (E2MICRO_BACKEND=engine)."""
+    path = Path(model_dir) / ENGINE_FIRMWARE_FILES[0]
+    engine_sha = model_id.read(path) if path.is_file() else None
+    if engine_sha is not None and engine_sha != sha:
+        raise BadInput(f"{path} and {Path(model_dir) / 'model_settings.h'} come from different conversions "
+                       f"(checkpoint sha256 {engine_sha[:12]}… vs {sha[:12]}…): run `convert engine` on the "
+                       "conversion whose files you build with")
 
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ci_build import CORTEX_M, BuildFailed, check_model_dir, tool
+from ci_build import CORTEX_M, BuildFailed, check_engine_sources, check_model_dir, tool
 
 # board → (TFLM TARGET_ARCH, QEMU machine or None for a real board only built)
 BOARDS = {
@@ -53,8 +53,11 @@ def _last_error(text: str) -> str:
 
 
 def configure(model_dir: Path, board: str, folder: Path, options: dict[str, str] | None = None) -> str:
-    """cmake -S firmware/cortex-m -B folder for a `convert tflite` output; returns CMake's output."""
-    check_model_dir(model_dir)  # one clear line now rather than a static_assert deep in the build
+    """cmake -S firmware/cortex-m -B folder for a `convert tflite` output (with E2MICRO_BACKEND=engine,
+    plus `convert engine`'s e2m_model.{h,c} in it); returns CMake's output."""
+    sha = check_model_dir(model_dir)  # one clear line now rather than a static_assert deep in the build
+    if (options or {}).get("E2MICRO_BACKEND") == "engine":
+        check_engine_sources(model_dir, sha)
     args = [tool("cmake"), "-S", str(CORTEX_M), "-B", str(folder), f"-DE2MICRO_BOARD={board}",
             f"-DE2MICRO_MODEL_DIR={Path(model_dir).resolve()}"]
     args += [f"-D{k}={v}" for k, v in (options or {}).items()]

@@ -1,5 +1,5 @@
-"""The generated firmware files: one list (`convert.outputs.FIRMWARE_FILES`) that every other place
-agrees with, and one model per build (each file names its checkpoint's sha256; ci_build refuses a
+"""The generated firmware files: one list (`convert.outputs.FIRMWARE_FILES`, and ENGINE_FIRMWARE_FILES
+for `convert engine`'s) that every other place agrees with, and one model per build (each file names its checkpoint's sha256; ci_build refuses a
 mix in one line, the firmware's static_asserts stop the compiler)."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from convert import model_id
 from convert.engine.qemu import SKETCH_GENERATED
-from convert.outputs import FIRMWARE_FILES
+from convert.outputs import ENGINE_FIRMWARE_FILES, FIRMWARE_FILES
 from e2micro.errors import BadInput
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +23,7 @@ import ci_build  # noqa: E402
 import qemu_run  # noqa: E402
 
 MANIFEST = set(FIRMWARE_FILES)
+ENGINE = set(ENGINE_FIRMWARE_FILES)
 HEADERS = sorted(n for n in FIRMWARE_FILES if n.endswith(".h"))
 MIXED = "come from different conversions"
 # A generated-looking name, with `model_data.{h,cc}` expanded as the READMEs write it.
@@ -58,6 +59,20 @@ def _cmake_compiled() -> set[str]:
     return set(re.findall(r"\$\{E2MICRO_MODEL_DIR\}/(\S+)", sources))
 
 
+def _cmake_engine_required() -> set[str]:
+    return set(_block(CMAKE, r"^\s*foreach\(engine_generated ([^)]*)\)").split())
+
+
+def _cmake_engine_compiled() -> set[str]:
+    sources = _block(CMAKE, r"^\s*add_library\(e2micro_engine_app OBJECT ([^)]*)\)")
+    return set(re.findall(r"\$\{E2MICRO_MODEL_DIR\}/(\S+)", sources))
+
+
+def _engine_ignored() -> set[str]:
+    block = _block(GITIGNORE, r"^# Written by `convert engine[^\n]*\n((?:/[^\n]*\n)+)")
+    return {ln.strip().lstrip("/") for ln in block.splitlines()}
+
+
 def _sketch_required() -> set[str]:
     return set(_block(SKETCH, r"^for f in ([^;\n]*); do").split())
 
@@ -78,9 +93,11 @@ def _firmware_readme() -> set[str]:
 # Each copy the manifest cannot be imported into: (file, what its list must equal, how to read it).
 COPIES = {
     CMAKE: [("the files it requires", MANIFEST, _cmake_required),
-            ("the sources it compiles", {n for n in MANIFEST if n.endswith(".cc")}, _cmake_compiled)],
+            ("the sources it compiles", {n for n in MANIFEST if n.endswith(".cc")}, _cmake_compiled),
+            ("the engine sources it requires", ENGINE, _cmake_engine_required),
+            ("the engine sources it compiles", {n for n in ENGINE if n.endswith(".c")}, _cmake_engine_compiled)],
     SKETCH: [("the files it requires", MANIFEST, _sketch_required)],
-    GITIGNORE: [("the files it ignores", MANIFEST, _ignored)],
+    GITIGNORE: [("the files it ignores", MANIFEST, _ignored), ("the engine files it ignores", ENGINE, _engine_ignored)],
     "README.md": [("the output folder's sources", MANIFEST, _readme)],
     "firmware/README.md": [("the sources --firmware copies", MANIFEST, _firmware_readme)],
 }

@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ConversionError
-
-OUTPUTS = ("e2m_model.h", "e2m_model.c", "engine_report.json", "engine_report.md")
-FIRMWARE_FILES = ("e2m_model.h", "e2m_model.c")
+from ..outputs import ENGINE_FILES, ENGINE_FIRMWARE_FILES
 
 
 def _conversion_report(folder: Path) -> dict:
@@ -77,11 +75,11 @@ def engine_command(target: Path, out: Path | None = None, *, firmware: Path | No
     for name, text in files.items():
         write_atomic(out_dir / name, text)
     if firmware is not None:
-        for name in FIRMWARE_FILES:
+        for name in ENGINE_FIRMWARE_FILES:
             write_atomic(Path(firmware) / name, files[name])
-        echo(f"copied {', '.join(FIRMWARE_FILES)} to {firmware}")
+        echo(f"copied {', '.join(ENGINE_FIRMWARE_FILES)} to {firmware}")
     t = rep["totals"]
-    echo(f"wrote {', '.join(OUTPUTS)} in {out_dir}")
+    echo(f"wrote {', '.join(ENGINE_FILES)} in {out_dir}")
     echo(f"weights {t['weights_bytes']} bytes (int8 weights {t['weights_vs_dense']} of dense), arena {t['arena_bytes']}"
          f" + input {t['input_bytes']} bytes = {t['ram_vs_tflm']} of TFLM's arena {t['tflm_arena_bytes']}")
     for name in rep["dense_fallbacks"]:
