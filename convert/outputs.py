@@ -21,7 +21,7 @@ TFLITE_FILES = ("model.onnx", "model_float.tflite", "model_int8.tflite", *FIRMWA
 ENGINE_FIRMWARE_FILES = ("e2m_model.h", "e2m_model.c")
 ENGINE_FILES = (*ENGINE_FIRMWARE_FILES, "engine_report.json", "engine_report.md")
 EDGETPU_FILES = ("model_edgetpu.tflite", "model_edgetpu.log", "model_edgetpu_data.h", "model_edgetpu_data.cc")
-OWN_FILES = frozenset(TFLITE_FILES + EDGETPU_FILES)
+OWN_FILES = frozenset(TFLITE_FILES + EDGETPU_FILES + ENGINE_FILES)  # what a reconversion may replace
 
 
 def read_report(folder: Path) -> dict | None:

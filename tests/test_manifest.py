@@ -270,3 +270,18 @@ def test_engine_sources_name_their_conversion_and_the_sketch_refuses_a_mix(conve
     assert r.returncode == 0, r.stderr[-2000:]
     r = compiles(converted_plain)
     assert r.returncode != 0 and f"e2m_model.h and model_settings.h {MIXED}" in r.stderr, r.stderr[-2000:]
+
+
+def test_engine_and_edgetpu_outputs_do_not_make_a_conversion_folder_foreign(converted_c4, tmp_path):
+    """`convert engine` and `convert edgetpu` write into the conversion folder by default; a later
+    `convert tflite` into it must still see a previous output of its own (and replace the stale files)."""
+    from convert.outputs import ENGINE_FILES, foreign_entries
+
+    folder = tmp_path / "conv"
+    folder.mkdir()
+    (folder / "report.json").write_bytes((converted_c4 / "report.json").read_bytes())
+    for name in ENGINE_FILES + ("model_edgetpu.log",):
+        (folder / name).write_text("x")
+    assert foreign_entries(folder) == []
+    (folder / "notes.txt").write_text("mine")
+    assert foreign_entries(folder) == ["notes.txt"]
