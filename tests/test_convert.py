@@ -262,3 +262,24 @@ def test_an_op_outside_the_contract_is_named_before_the_tensor_map(converted_c4,
     with pytest.raises(ConversionError, match="unsupported op SOFTMAX"):
         convert_tflite(ConvertOptions(checkpoint=c4_checkpoint, out=tmp_path / "o", parity_images=2),
                        echo=lambda s: None)
+
+
+def test_onnx_export_accepts_parameters_the_exporter_shares(tmp_path):
+    """Bit-identical parameters (here two layers' biases) are stored once, behind an Identity node:
+    not computation, so the point naming must not take it for an unexpected op."""
+    import torch
+
+    from calibration.fold import fold_all
+    from convert.onnx_export import export_onnx
+    from train.config import ModelConfig
+    from train.model import model_from_config
+    from train.model.constructed import set_bn_statistics
+
+    torch.manual_seed(0)
+    plain = fold_all(set_bn_statistics(model_from_config(ModelConfig(group=None, width=0.25))).export())
+    a, b = plain.blocks[2].expand.conv, plain.blocks[3].expand.conv
+    with torch.no_grad():
+        b.bias.copy_(a.bias)
+    proto = export_onnx(plain, tmp_path / "m.onnx")
+    assert any(n.op_type == "Identity" for n in proto.graph.node)  # the case this test is about
+    assert {"blocks.2.expand", "blocks.3.expand"} <= {o for n in proto.graph.node for o in n.output}
