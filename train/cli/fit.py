@@ -36,7 +36,21 @@ def fit_command(
     with cli_errors("stopped; with an epoch finished, the same command and --resume continues"):
         from ..fit import FitSettings, fit
 
-        best = fit(FitSettings(str(data), str(out), device=device, progress=progress, **given), resume=resume,
-                   given=given, force=force)
+        settings = FitSettings(str(data), str(out), device=device, progress=progress, **given)
+        if not resume:  # a resumed run was warned about when it started
+            warn_single_fields(settings)
+        best = fit(settings, resume=resume, given=given, force=force)
     if best is not None:  # rank 0 only
         typer.echo(f"best epoch {best.get('epoch')}: val loss {best['val_loss']:.4f}, checkpoint {out}")
+
+
+def warn_single_fields(s) -> None:
+    """One line on stderr when the configuration leaves a stage with a single regular field."""
+    from ..config import ModelConfig
+
+    stages = ModelConfig(group=s.group, width=s.width, input_size=s.input_size).single_field_stages()
+    if stages:
+        typer.echo(f"warning: {ModelConfig(group=s.group).group} at width {s.width:g} leaves a single regular "
+                   f"field ({stages[0][1]} channels) in {', '.join(n for n, _ in stages)}: few distinct filters "
+                   "there (see the README's data-efficiency section); a larger --width or a smaller group "
+                   "gives every stage at least two fields", err=True)
