@@ -5,21 +5,23 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from train.cli import app
+from train.fit import FitSettings, single_field_stages
 from train.config import ModelConfig
-from train.plain.table import decode
+from train.model import model_from_config
 
 runner = CliRunner()
 
 
 def test_single_field_stages_by_channel_count():
     # C12 at width 0.35: stem 32·0.35 and stages 1–3 (16, 24, 32 · 0.35) round up to 12 channels.
-    assert ModelConfig(group="C12", width=0.35).single_field_stages() == [
-        ("stem", 12), ("stage 1", 12), ("stage 2", 12), ("stage 3", 12)]
-    assert ModelConfig(group="C8", width=0.35).single_field_stages() == [("stage 1", 8), ("stage 2", 8)]
-    assert ModelConfig(group="C4", width=1.0).single_field_stages() == []
-    assert ModelConfig(group=None, width=0.35).single_field_stages() == []
-    # Each reported stage's channels are those the model is built with.
-    arch = decode(0.35, 12, 95)
+    def stages(group, width):
+        return single_field_stages(FitSettings("", "", group=group, width=width))
+
+    assert stages("C12", 0.35) == [("stem", 12), ("stage 1", 12), ("stage 2", 12), ("stage 3", 12)]
+    assert stages("D4", 0.35) == [("stage 1", 8), ("stage 2", 8)]
+    assert stages("C4", 1.0) == [] and stages(None, 0.35) == []
+    # The stages named are those the model is built with: stem and blocks 0-5 (stages 1-3) one field each.
+    arch = model_from_config(ModelConfig(group="C12", width=0.35)).arch
     assert arch.stem == 12 and [b.cout for b in arch.blocks[:6]] == [12] * 6 and arch.blocks[6].cout == 24
 
 
@@ -38,12 +40,9 @@ def test_fit_warns_for_c12_at_width_035(tmp_path):
 
 def test_fit_default_configuration_is_checked(tmp_path):
     # Without flags the check uses the settings fit will use (FitSettings' defaults), not only the flags.
-    from train.fit import FitSettings
-
-    d = FitSettings("", "")
     r = _fit(tmp_path)
     assert r.exit_code == 1
-    assert ("single regular field" in r.stderr) == bool(ModelConfig(group=d.group, width=d.width).single_field_stages())
+    assert ("single regular field" in r.stderr) == bool(single_field_stages(FitSettings("", "")))
 
 
 def test_fit_silent_for_c4_width_1_and_the_twin(tmp_path):

@@ -56,13 +56,6 @@ class ModelConfig:
     def group_spec(self):
         return parse_group(self.group)
 
-    def single_field_stages(self) -> list[tuple[str, int]]:
-        """(stage, channels) of the stages left with a single regular field; none for the twin."""
-        from .plain.table import single_field_stages
-
-        g = self.group_spec
-        return [] if g is None else single_field_stages(self.width, g.order, self.input_size)
-
     def to_dict(self) -> dict:
         d = asdict(self)
         d["mean"], d["std"], d["class_names"] = list(self.mean), list(self.std), list(self.class_names)

@@ -46,11 +46,12 @@ def fit_command(
 
 def warn_single_fields(s) -> None:
     """One line on stderr when the configuration leaves a stage with a single regular field."""
-    from ..config import ModelConfig
+    from ..fit import single_field_stages
+    from ..groups import parse_group
 
-    stages = ModelConfig(group=s.group, width=s.width, input_size=s.input_size).single_field_stages()
+    stages = single_field_stages(s)
     if stages:
-        typer.echo(f"warning: {ModelConfig(group=s.group).group} at width {s.width:g} leaves a single regular "
-                   f"field ({stages[0][1]} channels) in {', '.join(n for n, _ in stages)}: few distinct filters "
-                   "there (see the README's data-efficiency section); a larger --width or a smaller group "
-                   "gives every stage at least two fields", err=True)
+        typer.echo(f"warning: {parse_group(s.group).name} at width {s.width:g} leaves a single regular field "
+                   f"({stages[0][1]} channels) in {', '.join(n for n, _ in stages)}: few distinct filters there "
+                   "(see the README's data-efficiency section); a larger --width or a smaller group gives every "
+                   "stage at least two fields", err=True)
