@@ -1,7 +1,7 @@
 """Data efficiency: equivariant models vs the conventional twin on growing training subsets.
 
     .venv/bin/python bench/data_efficiency.py [--sizes 256 1024] [--width 0.35] [--seeds 0]
-        [--models none C4 C8 C12 D4] [--budget width params] [--lrs 1e-3 4e-3] [--steps 100]
+        [--models none C12 C4 C8 D4] [--budget width params] [--lrs 1e-3 4e-3] [--steps 100]
         [--pcam DIR] [--no-int8]
 
 Data: the hard demo (`train data demo --difficulty hard`, seed 0): one training set of the largest
@@ -18,7 +18,8 @@ Schedule: the same for every model: `train fit`'s AdamW + cosine, batch `--batch
 number of epochs that gives about `--steps` optimizer steps (so small subsets are not also
 under-trained), at least `--min-epochs`. Learning rate: every model is trained at every `--lrs`
 value and the run with the best validation accuracy (ties: lower validation loss) is reported;
-the test split never chooses anything. Within a run the checkpoint is `train fit`'s
+with `--sweep smallest` (default, for CPU time) only at the smallest size, the larger sizes reusing
+the lr chosen there. The test split never chooses anything. Within a run the checkpoint is `train fit`'s
 best-by-validation-loss one.
 
 Per (data, budget, model, size, seed): trainable parameters, the chosen lr, val accuracy, test
@@ -163,7 +164,11 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
     key = f"{tag}_{group}_w{width}_n{n}_s{seed}_lr{lr:g}_e{epochs}_b{a.batch_size}"
     ckpt, res = WORK / "runs" / f"{key}.pt", WORK / "runs" / f"{key}.json"
     if res.is_file():
-        return json.loads(res.read_text())
+        r = json.loads(res.read_text())
+        if r["collapsed"] and "bn_train_stats_test_acc" not in r:
+            r = {**r, **bn_check(ckpt, data)}
+            write_atomic(res, json.dumps(r, indent=1))
+        return r
     t = time.perf_counter()
     best = fit(FitSettings(str(data), str(ckpt), group=None if group == "none" else group, width=width,
                            epochs=epochs, batch_size=a.batch_size, lr=lr, seed=seed, progress=False), force=True)
@@ -179,8 +184,40 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
          "val_acc": best["val_acc"], "val_loss": best["val_loss"], "test_acc": ev["accuracy"],
          "test_auc": ev["roc_auc"], "test_positive_rate": float(pred.mean()),
          "collapsed": bool(len(np.unique(pred)) == 1), "train_seconds": round(seconds, 1), "device": device}
+    if r["collapsed"]:
+        r.update(bn_check(ckpt, data))
     write_atomic(res, json.dumps(r, indent=1))
     return r
+
+
+def bn_check(ckpt: Path, data: Path) -> dict:
+    """Why a model collapsed: the same weights with every batch norm's running statistics
+    re-estimated (cumulative average, no augmentation) over its training images. A collapse that
+    this undoes comes from running statistics lagging the weights, not from the weights."""
+    import torch
+
+    from train import metrics
+    from train.checkpoint import load_model
+    from train.data.loader import batches
+    from train.data.pcam import PCamSplit
+
+    model, config, _ = load_model(ckpt)
+    device = "cuda" if _cuda() else "cpu"
+    for m in model.modules():  # torch's batch norms and the equivariant FieldBatchNorm alike
+        if hasattr(m, "running_var") and hasattr(m, "momentum"):
+            m.running_mean.zero_()
+            m.running_var.fill_(1.0)
+            m.num_batches_tracked.zero_()
+            m.momentum = None
+    model.train().to(device)
+    split = PCamSplit(data, "train")
+    with torch.no_grad():
+        for x, _ in batches(split, 64, config.input_size):
+            model(x.to(device))
+    split.close()
+    logits, labels = test_logits(model, config, data, device)
+    return {"bn_train_stats_test_acc": metrics.accuracy(logits, labels),
+            "bn_train_stats_test_auc": metrics.roc_auc(logits, labels)}
 
 
 def test_logits(model, config, data: Path, device: str) -> tuple[np.ndarray, np.ndarray]:
@@ -286,12 +323,14 @@ def plot(rows: list[dict], sizes: list[int], path: Path) -> None:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", nargs="+", type=int, default=[256, 1024])
-    ap.add_argument("--models", nargs="+", default=["none", "C4", "C8", "C12", "D4"])
+    ap.add_argument("--models", nargs="+", default=["none", "C12", "C4", "C8", "D4"])
     ap.add_argument("--width", type=float, default=0.35)
     ap.add_argument("--budget", nargs="+", choices=["width", "params"], default=["width"])
     ap.add_argument("--reference", default="none", help="the model whose parameters `--budget params` matches")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--lrs", nargs="+", type=float, default=[1e-3, 4e-3])
+    ap.add_argument("--sweep", choices=["smallest", "all"], default="smallest",
+                    help="sweep --lrs at the smallest size only (larger sizes reuse the lr chosen there) or at every size")
     ap.add_argument("--steps", type=int, default=100, help="optimizer steps per run (epochs = steps·batch/N)")
     ap.add_argument("--min-epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -313,16 +352,18 @@ def main():
         widths.update({("params", g): matched_width(g, target, pcache)[0] for g in a.models})
     planned = [(name, budget, g, n, seed) for name, _ in sets for n in sizes for budget in a.budget
                for g in a.models for seed in a.seeds]  # smallest size first: a stopped run has it whole
-    rows, sweep = [], []
+    rows, sweep, picked = [], [], {}
     for name, budget, g, n, seed in planned:
         dirs, tag, w = dict(sets)[name], "pcam" if name == "PCam" else "hard", widths[(budget, g)]
-        runs = [run(dirs[n], tag, g, w, n, seed, lr, a) for lr in a.lrs]
+        lrs = a.lrs if a.sweep == "all" or n == sizes[0] else [picked[(name, budget, g, seed)]]
+        runs = [run(dirs[n], tag, g, w, n, seed, lr, a) for lr in lrs]
         for r in runs:
             sweep.append({**r, "set": name, "budget": budget})
             print(f"{name} {budget} {label(g)} w{w} N={n} seed {seed} lr {r['lr']:g}: val "
                   f"{r['val_acc']:.3f} test {r['test_acc']:.3f} auc {r['test_auc']:.3f}"
                   f"{' COLLAPSED' if r['collapsed'] else ''} ({r['train_seconds']} s)", flush=True)
         rows.append({**min(runs, key=lambda r: (-r["val_acc"], r["val_loss"])), "set": name, "budget": budget})
+        picked.setdefault((name, budget, g, seed), rows[-1]["lr"])
         report(a, sets, sizes, rows, sweep, [], planned[len(rows):], a.int8)  # so far, in case it is stopped
 
     int8_rows = []
@@ -342,7 +383,8 @@ def report(a, sets, sizes, rows, sweep, int8_rows, missing, int8_pending):
                   "epochs (best)", "val acc", "test acc", "test ROC AUC", "test: predicted tumour", "train s", "device"],
                  [[r["set"], r["budget"], label(r["group"]), r["width"], f"{r['params']:,}", r["train_images"], r["seed"],
                    f"{r['lr']:g}", f"{r['epochs']} ({r['best_epoch']})", f"{r['val_acc']:.3f}",
-                   f"{r['test_acc']:.3f}" + (" **collapsed**" if r["collapsed"] else ""), f"{r['test_auc']:.3f}",
+                   f"{r['test_acc']:.3f}" + (f" **collapsed** ({r['bn_train_stats_test_acc']:.3f} with BN statistics "
+                                             "re-estimated)" if r["collapsed"] else ""), f"{r['test_auc']:.3f}",
                    f"{r['test_positive_rate']:.2f}", r["train_seconds"], r["device"]] for r in rows])
     # Mean over seeds, and the difference to the conventional twin trained on the same images.
     summary = []
@@ -375,12 +417,15 @@ def report(a, sets, sizes, rows, sweep, int8_rows, missing, int8_pending):
               f"{q['int8_test_acc']:.3f}", f"{r['test_auc']:.3f}", f"{q['int8_test_auc']:.3f}", f"{q['int8_bytes']:,}",
               q["convert_seconds"]] for r, q in int8_rows])
     devices = sorted({r["device"] for r in rows})
-    body += (f"\n\nData: {', '.join(f'{n}: {next(iter(d.values())).parent}' for n, d in sets)}; valid "
+    body += (f"\n\nData: {', '.join(f'{n}: {next(iter(d.values())).parent.relative_to(ROOT)}' for n, d in sets)}; valid "
              f"{a.valid_size} and test {a.test_size} images per set; training subsets are the first N images "
              "(hard demo) or seeded random ones (PCam). Schedule for every model: AdamW + cosine (`train fit`), batch "
              f"{a.batch_size}, epochs = max({a.min_epochs}, ⌈{a.steps} steps · {a.batch_size} / N⌉), weight decay "
-             f"1e-4; lr swept over {', '.join(f'{v:g}' for v in a.lrs)} for every model alike, chosen by val acc. "
-             "\"collapsed\": one class predicted for every test image. "
+             f"1e-4; lr swept over {', '.join(f'{v:g}' for v in a.lrs)} for every model alike, chosen by val acc "
+             + ("at every size. " if a.sweep == "all" else f"at N = {sizes[0]} and reused at the larger sizes. ")
+             + "\"collapsed\": one class predicted for every test image; in brackets, the test accuracy of the same "
+               "weights with every batch norm's running statistics re-estimated on the run's training images "
+               "(a collapse this undoes comes from the statistics lagging the weights in a short run). "
              + (f"Budget `params`: widths matched to {label(a.reference)} at width {a.width} "
                 f"({trainable_params(a.reference, a.width):,} trainable parameters). " if "params" in a.budget else "")
              + f"Device: {', '.join(devices)}. PCam: {'measured' if a.pcam else 'not measured in this run (no --pcam)'}.\n\n"
