@@ -163,8 +163,8 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
     epochs = max(a.min_epochs, math.ceil(a.steps * a.batch_size / n))
     key = f"{tag}_{group}_w{width}_n{n}_s{seed}_lr{lr:g}_e{epochs}_b{a.batch_size}"
     ckpt, res = WORK / "runs" / f"{key}.pt", WORK / "runs" / f"{key}.json"
-    if res.is_file():
-        r = json.loads(res.read_text())
+    r = json.loads(res.read_text()) if res.is_file() else None
+    if r is not None and r["data"] == str(data):  # another --sizes gives another training set: retrain
         if r["collapsed"] and "bn_train_stats_test_acc" not in r:
             r = {**r, **bn_check(ckpt, data)}
             write_atomic(res, json.dumps(r, indent=1))
@@ -253,7 +253,7 @@ def int8(r: dict) -> dict:
 
     out = WORK / "int8" / r["key"]
     res = out.with_suffix(".json")
-    if res.is_file():
+    if res.is_file() and res.stat().st_mtime > Path(r["checkpoint"]).stat().st_mtime:  # not retrained since
         return json.loads(res.read_text())
     t = time.perf_counter()
     rep = convert_tflite(ConvertOptions(Path(r["checkpoint"]), out, parity_data=Path(r["data"])), echo=lambda s: None)
