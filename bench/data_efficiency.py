@@ -91,14 +91,18 @@ def _link_split(src: Path, dst: Path, split: str) -> None:
             d.symlink_to(s.resolve())
 
 
-def hard_demo(sizes: list[int], valid: int, test: int) -> dict[int, Path]:
-    """{N: a PCam-format folder whose train split is the first N images of the hard demo's}."""
+def hard_demo(sizes: list[int], valid: int, test: int, pool: int | None) -> dict[int, Path]:
+    """{N: a PCam-format folder whose train split is the first N images of the hard demo's (of
+    `pool` images: the same pool gives the same subsets)}."""
     from train.data.demo import write_demo, write_split
     from train.data.pcam import PCamSplit, split_paths
 
-    full = WORK / "data" / f"hard_t{max(sizes)}_v{valid}_e{test}"
+    pool = pool or max(sizes)
+    if pool < max(sizes):
+        raise SystemExit(f"--pool {pool} is smaller than the largest size {max(sizes)}")
+    full = WORK / "data" / f"hard_t{pool}_v{valid}_e{test}"
     if not split_paths(full, "test")[1].is_file():  # write_demo writes the test split last
-        write_demo(full, 0, sizes={"train": max(sizes), "valid": valid, "test": test}, difficulty="hard")
+        write_demo(full, 0, sizes={"train": pool, "valid": valid, "test": test}, difficulty="hard")
     out = {}
     for n in sizes:
         d = full / f"n{n}"
@@ -336,13 +340,15 @@ def main():
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--valid-size", type=int, default=256)
     ap.add_argument("--test-size", type=int, default=512)
+    ap.add_argument("--pool", type=int, help="hard demo training images generated (default: the largest size); "
+                    "subsets are its first N, so runs with the same pool share them")
     ap.add_argument("--pcam", type=Path, help="also run on this PCam folder (PCam-format .h5 files)")
     ap.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--name", default="data_efficiency", help="results file stem under bench/results/")
     a = ap.parse_args()
     sizes = sorted(a.sizes)
 
-    sets = [("hard demo", hard_demo(sizes, a.valid_size, a.test_size))]
+    sets = [("hard demo", hard_demo(sizes, a.valid_size, a.test_size, a.pool))]
     if a.pcam:
         sets.append(("PCam", pcam(a.pcam, sizes, a.valid_size, a.test_size)))
     pcache: dict = {}
