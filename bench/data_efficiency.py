@@ -1,7 +1,7 @@
 """Data efficiency: equivariant models vs the conventional twin on growing training subsets.
 
     .venv/bin/python bench/data_efficiency.py [--sizes 256 1024] [--width 0.35] [--seeds 0]
-        [--models none C12 C4 C8 D4] [--budget width params] [--lrs 1e-3 4e-3] [--steps 100]
+        [--models none C12 C4 C8 D4] [--budget width params] [--lrs 1e-3 4e-3 8e-3] [--steps 100]
         [--pcam DIR] [--no-int8]
 
 Data: the hard demo (`train data demo --difficulty hard`, seed 0): one training set of the largest
@@ -332,7 +332,7 @@ def main():
     ap.add_argument("--budget", nargs="+", choices=["width", "params"], default=["width"])
     ap.add_argument("--reference", default="none", help="the model whose parameters `--budget params` matches")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
-    ap.add_argument("--lrs", nargs="+", type=float, default=[1e-3, 4e-3])
+    ap.add_argument("--lrs", nargs="+", type=float, default=[1e-3, 4e-3, 8e-3])
     ap.add_argument("--sweep", choices=["smallest", "all"], default="smallest",
                     help="sweep --lrs at the smallest size only (larger sizes reuse the lr chosen there) or at every size")
     ap.add_argument("--steps", type=int, default=100, help="optimizer steps per run (epochs = steps·batch/N)")
