@@ -9,6 +9,8 @@ size, of which each run takes the first N images (nested subsets; the labels are
 permutation, so every prefix is about balanced), and shared valid/test splits. With `--pcam DIR`
 the same runs are repeated on PCam: seeded random training subsets and random valid/test subsets
 of `--valid-size`/`--test-size` images (PCam's 32,768-image splits are too slow to evaluate on a CPU).
+PCam was not available where this was written: that path has run only on a PCam-format stand-in
+(the hard demo's own folder), never on PCam.
 
 Budgets: `width` trains every model at `--width`; `params` picks, for each model, the width whose
 trainable parameters (sum of numel over parameters with requires_grad) come closest to those of
@@ -138,7 +140,10 @@ def pcam(root: Path, sizes: list[int], valid: int, test: int) -> dict[int, Path]
     """The same layout from a PCam folder: random (seeded) train subsets and valid/test subsets."""
     from train.data.pcam import split_paths
 
-    base = WORK / "data" / f"pcam_v{valid}_e{test}"
+    import hashlib
+
+    src = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]  # another PCam folder: other subsets
+    base = WORK / "data" / f"pcam_{src}_v{valid}_e{test}"
     base.mkdir(parents=True, exist_ok=True)
     for split, n in (("valid", valid), ("test", test)):
         if not split_paths(base, split)[1].is_file():
