@@ -1,6 +1,7 @@
 """`train fit`."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -37,7 +38,7 @@ def fit_command(
         from ..fit import FitSettings, fit
 
         settings = FitSettings(str(data), str(out), device=device, progress=progress, **given)
-        if not resume:  # a resumed run was warned about when it started
+        if not resume and os.environ.get("RANK", "0") == "0":  # once per run: not on resume, not per DDP rank
             warn_single_fields(settings)
         best = fit(settings, resume=resume, given=given, force=force)
     if best is not None:  # rank 0 only
