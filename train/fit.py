@@ -52,6 +52,15 @@ RESUME_FIXED = ("group", "width", "batch_size", "lr", "weight_decay", "seed", "a
                 "input_size")
 
 
+def single_field_stages(s: FitSettings) -> list[tuple[str, int]]:
+    """(stage, channels) of the stages this run's model has as a single regular field (none for the
+    conventional twin): weight sharing leaves them few distinct filters."""
+    from .plain.table import single_field_stages as stages
+
+    g = parse_group(s.group)
+    return [] if g is None else stages(s.width, g.order, s.input_size)
+
+
 def state_path(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(out.stem + ".last" + (out.suffix or ".pt"))

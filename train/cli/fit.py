@@ -1,6 +1,7 @@
 """`train fit`."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -36,7 +37,22 @@ def fit_command(
     with cli_errors("stopped; with an epoch finished, the same command and --resume continues"):
         from ..fit import FitSettings, fit
 
-        best = fit(FitSettings(data=str(data), out=str(out), device=device, progress=progress, **given), resume=resume,
-                   given=given, force=force)
+        settings = FitSettings(data=str(data), out=str(out), device=device, progress=progress, **given)
+        if not resume and os.environ.get("RANK", "0") == "0":  # once per run: not on resume, not per DDP rank
+            warn_single_fields(settings)
+        best = fit(settings, resume=resume, given=given, force=force)
     if best is not None:  # rank 0 only
         typer.echo(f"best epoch {best.get('epoch')}: val loss {best['val_loss']:.4f}, checkpoint {out}")
+
+
+def warn_single_fields(s) -> None:
+    """One line on stderr when the configuration leaves a stage with a single regular field."""
+    from ..fit import single_field_stages
+    from ..groups import parse_group
+
+    stages = single_field_stages(s)
+    if stages:
+        typer.echo(f"warning: {parse_group(s.group).name} at width {s.width:g} leaves a single regular field "
+                   f"({stages[0][1]} channels) in {', '.join(n for n, _ in stages)}: few distinct filters there "
+                   "(see the README's data-efficiency section); a larger --width or a smaller group gives every "
+                   "stage at least two fields", err=True)

@@ -86,3 +86,16 @@ def _check_odd(input_size: int, size: int, where: str) -> None:
             f"input size {input_size} gives a {size}×{size} grid after {where}; every grid must be odd "
             "(sizes with side + 1 a multiple of 16 work: 95 for PCam, 63, 127, …)"
         )
+
+
+def single_field_stages(width: float, order: int, input_size: int) -> list[tuple[str, int]]:
+    """(stage, channels) of the stages whose output is one regular field of `order` channels: the
+    stem, MobileNetV2's table rows ("stage 1" … "stage 7") and the head conv. Weight sharing leaves
+    such a stage few distinct filters (C12 at width 0.35: the stem and stages 1–3)."""
+    arch = decode(width, order, input_size)
+    stages, first = [("stem", arch.stem)], 0
+    for k, (_, _, n, _) in enumerate(MOBILENETV2, 1):
+        stages.append((f"stage {k}", arch.blocks[first].cout))
+        first += n
+    stages.append(("head", arch.head))
+    return [(name, c) for name, c in stages if c == order]

@@ -1,0 +1,455 @@
+"""Data efficiency: equivariant models vs the conventional twin on growing training subsets.
+
+    .venv/bin/python bench/data_efficiency.py [--sizes 256 1024] [--width 0.35] [--seeds 0]
+        [--models none C12 C4 C8 D4] [--budget width params] [--lrs 1e-3 4e-3 8e-3] [--steps 100]
+        [--pcam DIR] [--no-int8]
+
+Data: the hard demo (`train data demo --difficulty hard`, seed 0): one training set of the largest
+size, of which each run takes the first N images (nested subsets; the labels are a random
+permutation, so every prefix is about balanced), and shared valid/test splits. With `--pcam DIR`
+the same runs are repeated on PCam: seeded random training subsets and random valid/test subsets
+of `--valid-size`/`--test-size` images (PCam's 32,768-image splits are too slow to evaluate on a CPU).
+PCam was not available where this was written: that path has run only on a PCam-format stand-in
+(the hard demo's own folder), never on PCam.
+
+Budgets: `width` trains every model at `--width`; `params` picks, for each model, the width whose
+trainable parameters (sum of numel over parameters with requires_grad) come closest to those of
+`--reference` (default: the conventional twin) at `--width`.
+
+Schedule: the same for every model: `train fit`'s AdamW + cosine, batch `--batch-size`, and the
+number of epochs that gives about `--steps` optimizer steps (so small subsets are not also
+under-trained), at least `--min-epochs`. Learning rate: every model is trained at every `--lrs`
+value and the run with the best validation accuracy (ties: lower validation loss) is reported;
+with `--sweep smallest` (default, for CPU time) only at the smallest size, the larger sizes reusing
+the lr chosen there. The test split never chooses anything. Within a run the checkpoint is `train fit`'s
+best-by-validation-loss one.
+
+Per (data, budget, model, size, seed): trainable parameters, the chosen lr, val accuracy, test
+accuracy and ROC AUC (float, train/metrics.py), epochs, training time, and "collapsed" where the
+model predicts one class for every test image. int8: the checkpoint with the best validation
+accuracy of each model is converted with the default `convert tflite` (data-free) and its int8
+model evaluated on the whole test split with LiteRT. Trained checkpoints, results and conversions
+are cached under build/bench/data_efficiency/: a rerun skips what is done. CUDA is used when present.
+Writes bench/results/data_efficiency.md and .png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, table, write  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "build" / "bench" / "data_efficiency"
+LABEL = {"none": "conventional"}
+
+
+def label(group: str) -> str:
+    return LABEL.get(group, group)
+
+
+def trainable_params(group: str, width: float) -> int:
+    from train.config import ModelConfig
+    from train.model import model_from_config
+
+    m = model_from_config(ModelConfig(group=None if group == "none" else group, width=width))
+    return sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+
+def matched_width(group: str, target: int, cache: dict) -> tuple[float, int]:
+    """The width (a multiple of 0.05, at most 2) whose trainable parameters come closest to `target`.
+    Parameters grow with width, so a bisection over the grid finds the crossing."""
+    def n(w):
+        if (group, w) not in cache:
+            cache[(group, w)] = trainable_params(group, w)
+        return cache[(group, w)]
+
+    grid = [round(0.05 * k, 2) for k in range(1, 41)]
+    lo, hi = 0, len(grid) - 1
+    while lo < hi:  # first width with at least `target` parameters
+        mid = (lo + hi) // 2
+        if n(grid[mid]) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    best = min({max(0, lo - 1), lo}, key=lambda i: abs(n(grid[i]) - target))
+    return grid[best], n(grid[best])
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def _link_split(src: Path, dst: Path, split: str) -> None:
+    from train.data.pcam import split_paths
+
+    for s, d in zip(split_paths(src, split), split_paths(dst, split)):
+        if not d.exists():
+            d.symlink_to(s.resolve())
+
+
+def hard_demo(sizes: list[int], valid: int, test: int, pool: int | None) -> dict[int, Path]:
+    """{N: a PCam-format folder whose train split is the first N images of the hard demo's (of
+    `pool` images: the same pool gives the same subsets)}."""
+    from train.data.demo import write_demo, write_split
+    from train.data.pcam import PCamSplit, split_paths
+
+    pool = pool or max(sizes)
+    if pool < max(sizes):
+        raise SystemExit(f"--pool {pool} is smaller than the largest size {max(sizes)}")
+    full = WORK / "data" / f"hard_t{pool}_v{valid}_e{test}"
+    if not split_paths(full, "test")[1].is_file():  # write_demo writes the test split last
+        write_demo(full, 0, sizes={"train": pool, "valid": valid, "test": test}, difficulty="hard")
+    out = {}
+    for n in sizes:
+        d = full / f"n{n}"
+        if not split_paths(d, "train")[1].is_file():
+            d.mkdir(exist_ok=True)
+            s = PCamSplit(full, "train")
+            x, y = s.read(0, n)
+            s.close()
+            write_split(d, "train", x, y.astype(np.uint8))
+        for split in ("valid", "test"):
+            _link_split(full, d, split)
+        out[n] = d
+    return out
+
+
+def _random_rows(src: Path, split: str, n: int, seed: int, dst: Path) -> None:
+    import h5py
+
+    from train.data.demo import write_split
+    from train.data.pcam import PCamSplit
+
+    s = PCamSplit(src, split)
+    if n > len(s):
+        raise SystemExit(f"--pcam {src}: the {split} split has {len(s)} images, fewer than {n}")
+    idx = np.sort(np.random.default_rng([seed, n]).choice(len(s), n, replace=False))
+    with h5py.File(s.x_path, "r") as f:
+        x = np.concatenate([f["x"][idx[i:i + 4096]] for i in range(0, n, 4096)])  # sorted fancy reads
+    write_split(dst, split, x, s.labels[idx].astype(np.uint8))
+    s.close()
+
+
+def pcam(root: Path, sizes: list[int], valid: int, test: int) -> dict[int, Path]:
+    """The same layout from a PCam folder: random (seeded) train subsets and valid/test subsets."""
+    from train.data.pcam import split_paths
+
+    import hashlib
+
+    src = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]  # another PCam folder: other subsets
+    base = WORK / "data" / f"pcam_{src}_v{valid}_e{test}"
+    base.mkdir(parents=True, exist_ok=True)
+    for split, n in (("valid", valid), ("test", test)):
+        if not split_paths(base, split)[1].is_file():
+            _random_rows(root, split, n, 0, base)
+    out = {}
+    for n in sizes:
+        d = base / f"n{n}"
+        d.mkdir(exist_ok=True)
+        if not split_paths(d, "train")[1].is_file():
+            _random_rows(root, "train", n, 0, d)
+        for split in ("valid", "test"):
+            _link_split(base, d, split)
+        out[n] = d
+    return out
+
+
+# --- one run ------------------------------------------------------------------------------------
+
+def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: float, a) -> dict:
+    """Train (or reuse) one model and evaluate it on the test split; cached as JSON beside the checkpoint."""
+    from e2micro.atomic import write_atomic
+    from train import metrics
+    from train.checkpoint import load_model
+    from train.fit import FitSettings, fit
+
+    epochs = max(a.min_epochs, math.ceil(a.steps * a.batch_size / n))
+    key = f"{tag}_{group}_w{width}_n{n}_s{seed}_lr{lr:g}_e{epochs}_b{a.batch_size}"
+    ckpt, res = WORK / "runs" / f"{key}.pt", WORK / "runs" / f"{key}.json"
+    r = json.loads(res.read_text()) if res.is_file() else None
+    if r is not None and r["data"] == str(data):  # another --sizes gives another training set: retrain
+        if r["collapsed"] and "bn_train_stats_test_acc" not in r:
+            r = {**r, **bn_check(ckpt, data)}
+            write_atomic(res, json.dumps(r, indent=1))
+        return r
+    t = time.perf_counter()
+    best = fit(FitSettings(data=str(data), out=str(ckpt), group=None if group == "none" else group, width=width,
+                           epochs=epochs, batch_size=a.batch_size, lr=lr, seed=seed, progress=False), force=True)
+    seconds = time.perf_counter() - t
+    model, config, _ = load_model(ckpt)
+    device = "cuda" if _cuda() else "cpu"
+    logits, labels = test_logits(model, config, data, device)
+    pred = logits.argmax(1)
+    ev = {"accuracy": metrics.accuracy(logits, labels), "roc_auc": metrics.roc_auc(logits, labels)}
+    r = {"key": key, "checkpoint": str(ckpt), "data": str(data), "tag": tag, "group": group, "width": width,
+         "train_images": n, "seed": seed, "lr": lr, "epochs": epochs, "best_epoch": best["epoch"],
+         "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+         "val_acc": best["val_acc"], "val_loss": best["val_loss"], "test_acc": ev["accuracy"],
+         "test_auc": ev["roc_auc"], "test_positive_rate": float(pred.mean()),
+         "collapsed": bool(len(np.unique(pred)) == 1), "train_seconds": round(seconds, 1), "device": device}
+    if r["collapsed"]:
+        r.update(bn_check(ckpt, data))
+    write_atomic(res, json.dumps(r, indent=1))
+    return r
+
+
+def bn_check(ckpt: Path, data: Path) -> dict:
+    """Why a model collapsed: the same weights with every batch norm's running statistics
+    re-estimated (cumulative average, no augmentation) over its training images. A collapse that
+    this undoes comes from running statistics lagging the weights, not from the weights."""
+    import torch
+
+    from train import metrics
+    from train.checkpoint import load_model
+    from train.data.loader import batches
+    from train.data.pcam import PCamSplit
+
+    model, config, _ = load_model(ckpt)
+    device = "cuda" if _cuda() else "cpu"
+    for m in model.modules():  # torch's batch norms and the equivariant FieldBatchNorm alike
+        if hasattr(m, "running_var") and hasattr(m, "momentum"):
+            m.running_mean.zero_()
+            m.running_var.fill_(1.0)
+            m.num_batches_tracked.zero_()
+            m.momentum = None
+    model.train().to(device)
+    split = PCamSplit(data, "train")
+    with torch.no_grad():
+        for x, _ in batches(split, 64, config.input_size):
+            model(x.to(device))
+    split.close()
+    logits, labels = test_logits(model, config, data, device)
+    return {"bn_train_stats_test_acc": metrics.accuracy(logits, labels),
+            "bn_train_stats_test_auc": metrics.roc_auc(logits, labels)}
+
+
+def test_logits(model, config, data: Path, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """Float logits and labels of the whole test split (as `train eval` computes them)."""
+    import torch
+
+    from train.data.loader import batches
+    from train.data.pcam import PCamSplit
+
+    split, out, labels = PCamSplit(data, "test"), [], []
+    model.eval().to(device)
+    with torch.no_grad():
+        for x, y in batches(split, 128, config.input_size):
+            out.append(model(x.to(device)).cpu().numpy())
+            labels.append(y.numpy())
+    split.close()
+    return np.concatenate(out), np.concatenate(labels)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def int8(r: dict) -> dict:
+    """Default (data-free) conversion of one checkpoint; its int8 model on the whole test split."""
+    from e2micro.atomic import write_atomic
+    from convert.images import from_path
+    from convert.pipeline import ConvertOptions, convert_tflite
+    from convert.runtimes import LiteRT, pixels_to_int8
+    from train import metrics
+
+    out = WORK / "int8" / r["key"]
+    res = out.with_suffix(".json")
+    if res.is_file() and res.stat().st_mtime > Path(r["checkpoint"]).stat().st_mtime:  # not retrained since
+        return json.loads(res.read_text())
+    t = time.perf_counter()
+    rep = convert_tflite(ConvertOptions(Path(r["checkpoint"]), out, parity_data=Path(r["data"])), echo=lambda s: None)
+    seconds = time.perf_counter() - t
+    lite = LiteRT((out / "model_int8.tflite").read_bytes(), reference=False)
+    scale, zp = lite.out["quantization"]
+    test = from_path(r["data"], "test", None, 95)
+    q = (lite(pixels_to_int8(test.x)).astype(np.float64) - zp) * scale
+    p = rep["parity"]
+    o = {"key": r["key"], "int8_test_acc": metrics.accuracy(q, test.labels), "int8_test_auc": metrics.roc_auc(q, test.labels),
+         "int8_bytes": rep["files"]["model_int8.tflite"], "parity_images": p["images"],
+         "parity_argmax_agreement": p["int8_vs_torch_argmax_agreement"], "convert_seconds": round(seconds, 1)}
+    write_atomic(res, json.dumps(o, indent=1))
+    return o
+
+
+# --- report -------------------------------------------------------------------------------------
+
+def mean(v):
+    return float(np.mean(v)) if v else float("nan")
+
+
+def plot(rows: list[dict], sizes: list[int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from e2micro.atomic import write_atomic
+
+    tags = sorted({(r["tag"], r["budget"]) for r in rows})
+    fig, axes = plt.subplots(len(tags), 2, figsize=(11, 4 * len(tags)), squeeze=False)
+    for row_axes, (tag, budget) in zip(axes, tags):
+        sel = [r for r in rows if r["tag"] == tag and r["budget"] == budget]
+        for ax, metric, name in zip(row_axes, ("test_acc", "test_auc"), ("test accuracy", "test ROC AUC")):
+            for g in dict.fromkeys(r["group"] for r in sel):
+                pts = [(n, [r[metric] for r in sel if r["group"] == g and r["train_images"] == n],
+                        [r for r in sel if r["group"] == g and r["train_images"] == n]) for n in sizes]
+                pts = [(n, v, rs) for n, v, rs in pts if v]
+                if not pts:
+                    continue
+                w = pts[0][2][0]["width"]
+                line, = ax.plot([n for n, _, _ in pts], [mean(v) for _, v, _ in pts], marker="o",
+                                label=f"{label(g)} (w {w}, {pts[0][2][0]['params']:,} params)")
+                lo = [mean(v) - min(v) for _, v, _ in pts]
+                hi = [max(v) - mean(v) for _, v, _ in pts]
+                ax.errorbar([n for n, _, _ in pts], [mean(v) for _, v, _ in pts], yerr=[lo, hi], fmt="none",
+                            ecolor=line.get_color(), capsize=3)
+                bad = [(n, mean(v)) for n, v, rs in pts if any(r["collapsed"] for r in rs)]
+                if bad:
+                    ax.scatter(*zip(*bad), marker="x", s=120, color="black", zorder=5)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(sizes, [str(n) for n in sizes])
+            ax.set_xlabel("training images")
+            ax.set_ylabel(name)
+            ax.set_title(f"{tag}, {budget}: {name}" + (" (x: collapsed)" if metric == "test_acc" else ""))
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=90, metadata={"Software": None})  # no version string: same figures, same bytes
+    plt.close(fig)
+    write_atomic(path, tmp.read_bytes())
+    tmp.unlink()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", nargs="+", type=int, default=[256, 1024])
+    ap.add_argument("--models", nargs="+", default=["none", "C12", "C4", "C8", "D4"])
+    ap.add_argument("--width", type=float, default=0.35)
+    ap.add_argument("--budget", nargs="+", choices=["width", "params"], default=["width"])
+    ap.add_argument("--reference", default="none", help="the model whose parameters `--budget params` matches")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--lrs", nargs="+", type=float, default=[1e-3, 4e-3, 8e-3])
+    ap.add_argument("--sweep", choices=["smallest", "all"], default="smallest",
+                    help="sweep --lrs at the smallest size only (larger sizes reuse the lr chosen there) or at every size")
+    ap.add_argument("--steps", type=int, default=100, help="optimizer steps per run (epochs = steps·batch/N)")
+    ap.add_argument("--min-epochs", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--valid-size", type=int, default=256)
+    ap.add_argument("--test-size", type=int, default=512)
+    ap.add_argument("--pool", type=int, help="hard demo training images generated (default: the largest size); "
+                    "subsets are its first N, so runs with the same pool share them")
+    ap.add_argument("--pcam", type=Path, help="also run on this PCam folder (PCam-format .h5 files)")
+    ap.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--name", default="data_efficiency", help="results file stem under bench/results/")
+    a = ap.parse_args()
+    sizes = sorted(a.sizes)
+
+    sets = [("hard demo", hard_demo(sizes, a.valid_size, a.test_size, a.pool))]
+    if a.pcam:
+        sets.append(("PCam", pcam(a.pcam, sizes, a.valid_size, a.test_size)))
+    pcache: dict = {}
+    widths = {("width", g): a.width for g in a.models}
+    if "params" in a.budget:
+        target = trainable_params(a.reference, a.width)
+        widths.update({("params", g): matched_width(g, target, pcache)[0] for g in a.models})
+    planned = [(name, budget, g, n, seed) for name, _ in sets for n in sizes for budget in a.budget
+               for g in a.models for seed in a.seeds]  # smallest size first: a stopped run has it whole
+    rows, sweep, picked = [], [], {}
+    for name, budget, g, n, seed in planned:
+        dirs, tag, w = dict(sets)[name], "pcam" if name == "PCam" else "hard", widths[(budget, g)]
+        lrs = a.lrs if a.sweep == "all" or n == sizes[0] else [picked[(name, budget, g, seed)]]
+        runs = [run(dirs[n], tag, g, w, n, seed, lr, a) for lr in lrs]
+        for r in runs:
+            sweep.append({**r, "set": name, "budget": budget})
+            print(f"{name} {budget} {label(g)} w{w} N={n} seed {seed} lr {r['lr']:g}: val "
+                  f"{r['val_acc']:.3f} test {r['test_acc']:.3f} auc {r['test_auc']:.3f}"
+                  f"{' COLLAPSED' if r['collapsed'] else ''} ({r['train_seconds']} s)", flush=True)
+        rows.append({**min(runs, key=lambda r: (-r["val_acc"], r["val_loss"])), "set": name, "budget": budget})
+        picked.setdefault((name, budget, g, seed), rows[-1]["lr"])
+        report(a, sets, sizes, rows, sweep, [], planned[len(rows):], a.int8)  # so far, in case it is stopped
+
+    int8_rows = []
+    if a.int8:
+        for name in dict.fromkeys(r["set"] for r in rows):
+            for g in a.models:
+                mine = [r for r in rows if r["set"] == name and r["group"] == g]
+                if mine:
+                    best = min(mine, key=lambda r: (-r["val_acc"], r["val_loss"]))
+                    int8_rows.append((best, int8(best)))
+                    print(f"int8 {name} {label(g)}: {int8_rows[-1][1]}", flush=True)
+    report(a, sets, sizes, rows, sweep, int8_rows, [], False)
+
+
+def report(a, sets, sizes, rows, sweep, int8_rows, missing, int8_pending):
+    body = table(["set", "budget", "model", "width", "trainable params", "train images", "seed", "lr (chosen)",
+                  "epochs (best)", "val acc", "test acc", "test ROC AUC", "test: predicted tumour", "train s", "device"],
+                 [[r["set"], r["budget"], label(r["group"]), r["width"], f"{r['params']:,}", r["train_images"], r["seed"],
+                   f"{r['lr']:g}", f"{r['epochs']} ({r['best_epoch']})", f"{r['val_acc']:.3f}",
+                   f"{r['test_acc']:.3f}" + (f" **collapsed** ({r['bn_train_stats_test_acc']:.3f} with BN statistics "
+                                             "re-estimated)" if r["collapsed"] else ""), f"{r['test_auc']:.3f}",
+                   f"{r['test_positive_rate']:.2f}", r["train_seconds"], r["device"]] for r in rows])
+    # Mean over seeds, and the difference to the conventional twin trained on the same images.
+    summary = []
+    for name, budget in dict.fromkeys((r["set"], r["budget"]) for r in rows):
+        for n in sizes:
+            ref = [r["test_acc"] for r in rows if r["set"] == name and r["budget"] == budget
+                   and r["group"] == "none" and r["train_images"] == n]
+            for g in a.models:
+                v = [r for r in rows if r["set"] == name and r["budget"] == budget and r["group"] == g
+                     and r["train_images"] == n]
+                if v:
+                    acc = mean([r["test_acc"] for r in v])
+                    summary.append([name, budget, label(g), v[0]["width"], n, len(v), f"{100 * acc:.1f}",
+                                    f"{mean([r['test_auc'] for r in v]):.3f}",
+                                    f"{100 * (acc - mean(ref)):+.1f}" if ref and g != "none" else "",
+                                    sum(r["collapsed"] for r in v)])
+    body += "\n\n## Mean over seeds, and the difference to the conventional twin\n\n" + table(
+        ["set", "budget", "model", "width", "train images", "seeds", "test acc %", "test ROC AUC",
+         "Δ acc vs conventional (pt)", "collapsed runs"], summary)
+    body += "\n\n## Learning-rate sweep (every run; the row with the best val acc is reported above)\n\n" + table(
+        ["set", "budget", "model", "width", "train images", "seed", "lr", "val acc", "val loss", "test acc", "collapsed"],
+        [[r["set"], r["budget"], label(r["group"]), r["width"], r["train_images"], r["seed"], f"{r['lr']:g}",
+          f"{r['val_acc']:.3f}", f"{r['val_loss']:.4f}", f"{r['test_acc']:.3f}", "yes" if r["collapsed"] else ""]
+         for r in sweep])
+    if int8_rows:
+        body += "\n\n## int8 (default data-free `convert tflite`) of each model's best checkpoint (by val acc)\n\n" + table(
+            ["set", "model", "width", "train images", "lr", "test acc float", "test acc int8", "test AUC float",
+             "test AUC int8", "int8 bytes", "convert s"],
+            [[r["set"], label(r["group"]), r["width"], r["train_images"], f"{r['lr']:g}", f"{r['test_acc']:.3f}",
+              f"{q['int8_test_acc']:.3f}", f"{r['test_auc']:.3f}", f"{q['int8_test_auc']:.3f}", f"{q['int8_bytes']:,}",
+              q["convert_seconds"]] for r, q in int8_rows])
+    devices = sorted({r["device"] for r in rows})
+    body += (f"\n\nData: {', '.join(f'{n}: {next(iter(d.values())).parent.relative_to(ROOT)}' for n, d in sets)}; valid "
+             f"{a.valid_size} and test {a.test_size} images per set; training subsets are the first N images "
+             "(hard demo) or seeded random ones (PCam). Schedule for every model: AdamW + cosine (`train fit`), batch "
+             f"{a.batch_size}, epochs = max({a.min_epochs}, ⌈{a.steps} steps · {a.batch_size} / N⌉), weight decay "
+             f"1e-4; lr swept over {', '.join(f'{v:g}' for v in a.lrs)} for every model alike, chosen by val acc "
+             + ("at every size. " if a.sweep == "all" else f"at N = {sizes[0]} and reused at the larger sizes. ")
+             + "\"collapsed\": one class predicted for every test image; in brackets, the test accuracy of the same "
+               "weights with every batch norm's running statistics re-estimated on the run's training images "
+               "(a collapse this undoes comes from the statistics lagging the weights in a short run). "
+             + (f"Budget `params`: widths matched to {label(a.reference)} at width {a.width} "
+                f"({trainable_params(a.reference, a.width):,} trainable parameters). " if "params" in a.budget else "")
+             + f"Device: {', '.join(devices)}. PCam: {'measured' if a.pcam else 'not measured in this run (no --pcam)'}.\n\n"
+             f"![plot]({a.name}.png)\n")
+    if missing:
+        body += ("\n\n**Incomplete: these planned rows (set/budget/model/train images/seed) were not run:** "
+                 + "; ".join(f"{s}/{b}/{label(g)}/{n}/{seed}" for s, b, g, n, seed in missing) + ".\n")
+    if int8_pending:
+        body += "\n\n**Incomplete: the int8 figures were not measured (the run stopped before them).**\n"
+    plot(rows, sizes, RESULTS / f"{a.name}.png")
+    write(a.name, "Data efficiency: equivariant models vs the conventional twin by training-set size", body,
+          "python bench/data_efficiency.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
