@@ -15,7 +15,7 @@ runner = CliRunner()
 def test_single_field_stages_by_channel_count():
     # C12 at width 0.35: stem 32·0.35 and stages 1–3 (16, 24, 32 · 0.35) round up to 12 channels.
     def stages(group, width):
-        return single_field_stages(FitSettings("", "", group=group, width=width))
+        return single_field_stages(FitSettings(data="", out="", group=group, width=width))
 
     assert stages("C12", 0.35) == [("stem", 12), ("stage 1", 12), ("stage 2", 12), ("stage 3", 12)]
     assert stages("D4", 0.35) == [("stage 1", 8), ("stage 2", 8)]
@@ -42,7 +42,7 @@ def test_fit_default_configuration_is_checked(tmp_path):
     # Without flags the check uses the settings fit will use (FitSettings' defaults), not only the flags.
     r = _fit(tmp_path)
     assert r.exit_code == 1
-    assert ("single regular field" in r.stderr) == bool(single_field_stages(FitSettings("", "")))
+    assert ("single regular field" in r.stderr) == bool(single_field_stages(FitSettings(data="", out="")))
 
 
 def test_fit_silent_for_c4_width_1_and_the_twin(tmp_path):
