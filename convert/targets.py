@@ -3,7 +3,6 @@
 model file and the folder the command writes into."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from e2micro.errors import BadInput
@@ -43,13 +42,14 @@ def model_for(target: Path, out: Path | None, echo) -> tuple[Path, Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
         return target, out_dir
     from .pipeline import ConvertOptions, convert_tflite
+    from .stages import sha256
 
     opts = ConvertOptions(checkpoint=target, out=out)
     out_dir = opts.out_dir()
     model = out_dir / "model_int8.tflite"
     if out_dir.is_dir():
         check_report_folder(out_dir)
-    if model.is_file() and converted_from(out_dir) == hashlib.sha256(target.read_bytes()).hexdigest():
+    if model.is_file() and converted_from(out_dir) == sha256(target):
         echo(f"using {model} (converted from this checkpoint)")
     else:
         echo(f"converting {target} with `convert tflite` into {out_dir}")

@@ -173,6 +173,12 @@ def setting(src: Path, name: str) -> int:
     return int(m.group(1))
 
 
+def memory_usage(linker_output: str) -> dict[str, int]:
+    """{region: bytes used} from ld's --print-memory-usage table(s) (a later table's region wins)."""
+    unit = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
+    return {m[0]: int(m[1]) * unit[m[2]] for m in re.findall(r"^\s*(\w+):\s+(\d+) (B|KB|MB|GB) ", linker_output, re.M)}
+
+
 def sample_patch(src: Path):
     """g_sample_patch's int8 values, parsed back from sample_patch.cc (flat, HWC order)."""
     import numpy as np

@@ -115,6 +115,23 @@ class BatchResult:
     console: str
 
 
+def first_block(board: str, elf: Path) -> str:
+    """The console of e2micro_pcam up to its first self-check line (its loop() runs forever: QEMU is
+    stopped there)."""
+    p = subprocess.Popen(qemu_command(board, elf), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, text=True)
+    lines = []
+    try:
+        for line in p.stdout:
+            lines.append(line)
+            if line.startswith(("check:", "error:")):
+                break
+    finally:
+        p.kill()
+        p.wait()
+    return "".join(lines)
+
+
 def run_batch(board: str, elf: Path, patches: np.ndarray, classes: int, timeout: float = 600) -> BatchResult:
     """Runs e2micro_batch.elf on QEMU over patches (N, H, W, C) int8; the files go through a temporary
     working directory (semihosting opens them relative to QEMU's)."""

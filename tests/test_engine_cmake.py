@@ -24,7 +24,6 @@ import ci_build  # noqa: E402
 import qemu_run  # noqa: E402
 
 BOARDS = ("mps2_an386", "nucleo_h743zi")
-UNIT = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}  # ld's --print-memory-usage
 
 
 def _model_dir(conv: Path, dest: Path) -> tuple[Path, dict]:
@@ -58,7 +57,7 @@ def _usage(build_log: str, target: str) -> dict[str, int]:
     """The linker's memory usage for one target (the log holds one table per program)."""
     part = build_log.split(f"Linking CXX executable {target}.elf", 1)[1]
     table = part.split("Memory region", 2)[1]
-    return {m[0]: int(m[1]) * UNIT[m[2]] for m in re.findall(r"^\s*(\w+):\s+(\d+) (B|KB|MB|GB) ", table, re.M)}
+    return ci_build.memory_usage(table)
 
 
 def test_engine_backend_uses_no_tflm(engine_firmware):
@@ -76,18 +75,7 @@ def test_engine_backend_uses_no_tflm(engine_firmware):
 def test_engine_firmware_self_check_on_qemu(engine_firmware, converted_c4):
     """e2micro_pcam as a user runs it (loop() runs forever: read the first image's block, then stop QEMU)."""
     builds, rep = engine_firmware
-    cmd = qemu_run.qemu_command("mps2_an386", builds["mps2_an386"].elfs["e2micro_pcam"])
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-    lines = []
-    try:
-        for line in p.stdout:
-            lines.append(line)
-            if line.startswith(("check:", "error:")):
-                break
-    finally:
-        p.kill()
-        p.wait()
-    out = "".join(lines)
+    out = qemu_run.first_block("mps2_an386", builds["mps2_an386"].elfs["e2micro_pcam"])
     t = rep["totals"]
     assert re.search(rf"^e2micro engine: weights {t['weights_bytes']} bytes, arena {t['arena_bytes']} bytes, "
                      rf"input {t['input_bytes']} bytes$", out, re.M), out

@@ -108,9 +108,7 @@ def test_cmake_boards_link_and_the_qemu_one_runs(staged, tmp_path, converted_c4)
         assert r.returncode == 0 and "E2MICRO_TFLM=OFF: building host_check only" in r.stdout, r.stdout + r.stderr
         r = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr
-        unit = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}  # ld's --print-memory-usage
-        usage[board] = {m[0]: int(m[1]) * unit[m[2]]
-                        for m in re.findall(r"^\s*(\w+):\s+(\d+) (B|KB|MB|GB) ", r.stdout, re.M)}
+        usage[board] = ci_build.memory_usage(r.stdout)
     rc, out = ci_build.run_qemu(tmp_path / "mps2_an500" / "host_check.elf", "cortex-m7")
     assert rc == 0 and "host_check: all checks passed" in out, out
     assert usage["nucleo_h743zi"]["FLASH"] >= (converted_c4 / "model_int8.tflite").stat().st_size

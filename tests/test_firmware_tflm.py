@@ -168,18 +168,7 @@ def test_firmware_prints_its_self_check_on_qemu(firmware, converted_c4):
     """e2micro_pcam as a user runs it: setup() line, the sample patch's scores equal the converter's."""
     elfs, _ = firmware
     for board in qemu_run.QEMU_BOARDS:
-        cmd = qemu_run.qemu_command(board, elfs[(board, "c4")]["e2micro_pcam"])
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-        lines = []
-        try:
-            for line in p.stdout:  # loop() runs forever: read the first block, then stop QEMU
-                lines.append(line)
-                if line.startswith("check:") or line.startswith("error:"):
-                    break
-        finally:
-            p.kill()
-            p.wait()
-        out = "".join(lines)
+        out = qemu_run.first_block(board, elfs[(board, "c4")]["e2micro_pcam"])
         size = (converted_c4 / "model_int8.tflite").stat().st_size
         assert re.search(rf"^e2micro: model {size} bytes, schema 3, \d ops registered, arena \d+ of "
                          rf"{ci_build.setting(converted_c4, 'kTensorArenaSize')} bytes used$", out, re.M), out
@@ -190,8 +179,7 @@ def test_firmware_prints_its_self_check_on_qemu(firmware, converted_c4):
 def test_nucleo_build_links_with_the_model_in_flash(firmware, converted_c4):
     elfs, records = firmware
     b = records[("nucleo_h743zi", "c4")]
-    unit = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
-    usage = {m[0]: int(m[1]) * unit[m[2]] for m in re.findall(r"^\s*(\w+):\s+(\d+) (B|KB|MB|GB) ", b.build_log, re.M)}
+    usage = ci_build.memory_usage(b.build_log)
     sections = qemu_run.elf_sections(elfs[("nucleo_h743zi", "c4")]["e2micro_pcam"])
     size = (converted_c4 / "model_int8.tflite").stat().st_size
     assert sections[".rodata"] >= size and sections[".text"] > 20_000, sections
