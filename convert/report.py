@@ -81,7 +81,9 @@ def _firmware(f: dict | None) -> str:
     rows = "\n".join(f"| {b['board']} | {b['cpu']} | {b['instructions'] / 1e6:.2f} M | {b['instructions_per_mac']} | "
                      f"{b['arena_used']:,} of {b['tensor_arena_size']:,} | {b['flash']:,} | {b['ram']:,} |"
                      for b in f["boards"])
-    return (f"## Firmware on QEMU (TFLM + CMSIS-NN, `convert measure`)\n\nInstructions per inference are {f['note']}; "
+    from .qemu_measure import KERNELS
+
+    return (f"## Firmware on QEMU ({KERNELS[f.get('kernels', 'cmsis_nn')]}, `convert measure`)\n\nInstructions per inference are {f['note']}; "
             f"{f['macs'] / 1e6:.1f} M MACs.\n\n| board | CPU | instructions | per MAC | arena in use (B) | flash (B) | "
             f"RAM (B) |\n|---|---|---|---|---|---|---|\n{rows}\n\n")
 

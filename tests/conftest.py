@@ -70,7 +70,7 @@ def convert_checkpoint(demo_dir):
     from convert.pipeline import ConvertOptions, convert_tflite
 
     def run(checkpoint, out, **kw):
-        convert_tflite(ConvertOptions(checkpoint=checkpoint, out=out, parity_data=demo_dir, parity_images=8, **kw),
+        convert_tflite(ConvertOptions(checkpoint=checkpoint, out=out, parity_data=demo_dir, **{"parity_images": 8, **kw}),
                        echo=lambda s: None)
         return out
 

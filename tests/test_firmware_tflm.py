@@ -214,8 +214,24 @@ def test_convert_measure_adds_the_firmware_to_the_report(firmware, runs, convert
     assert row["rodata"] >= (conv / "model_int8.tflite").stat().st_size and row["bss"] >= row["tensor_arena_size"]
     md = (conv / "report.md").read_text()
     assert md == render(report) and "| mps2_an386 | cortex-m4+fp |" in md
-    bad = CliRunner().invoke(app, ["measure", str(conv), "--board", "mps9"])
-    assert bad.exit_code == 1 and bad.output.count("\n") == 1 and "--board mps9: use one of" in bad.output, bad.output
+    assert row["kernels"] == report["firmware"]["kernels"] == "cmsis_nn" and "(TFLM + CMSIS-NN," in md
+    for args, says in ((["--board", "mps9"], "--board mps9: use one of"), (["--kernels", "fast"], "--kernels fast: use")):
+        bad = CliRunner().invoke(app, ["measure", str(conv), *args])
+        assert bad.exit_code == 1 and bad.output.count("\n") == 1 and says in bad.output, bad.output
+
+
+def test_reference_kernels_are_a_configure_option(converted_c4, tmp_path):
+    """E2MICRO_TFLM_KERNELS=reference (what bench/engine.py measures the engine against): TFLM's
+    portable kernels, no CMSIS-NN source or define; anything else is refused in one line."""
+    log = qemu_run.configure(converted_c4, "mps2_an386", tmp_path / "ref", {"E2MICRO_TFLM_KERNELS": "reference"})
+    m = re.search(r"\(release_with_logs, reference kernels; kernels ([^)]*)\): \d+ framework \+ (\d+) kernel "
+                  r"\+ (\d+) CMSIS-NN sources", log)
+    assert m and m.group(3) == "0" and int(m.group(2)) >= len(m.group(1).split(";")), log
+    flags = (tmp_path / "ref" / "CMakeFiles" / "e2micro_tflm.dir" / "flags.make").read_text()
+    assert "-DCMSIS_NN" not in flags and "-DCORTEX_M_GENERIC" in flags, flags
+    with pytest.raises(ci_build.BuildFailed) as e:
+        qemu_run.configure(converted_c4, "mps2_an386", tmp_path / "bad", {"E2MICRO_TFLM_KERNELS": "fast"})
+    assert "E2MICRO_TFLM_KERNELS=fast: use cmsis_nn or reference" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_missing_tflm_fails_with_one_clear_line(converted_c4, tmp_path):

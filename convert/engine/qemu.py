@@ -50,7 +50,8 @@ def build(model_dir: Path, cpu: str, exe: Path, opt: str = "-O2") -> Path:
 
 
 def run(exe: Path, cpu: str, x: np.ndarray, timeout: float = 600) -> dict:
-    """Scores (N, classes) and instructions per image (N,), from one QEMU run."""
+    """Scores (N, classes), instructions per image (N,) and the deepest stack e2m_invoke reached
+    (bytes below the harness's main, the SysTick interrupt's frame included), from one QEMU run."""
     machine = CPUS[cpu][1]
     with tempfile.TemporaryDirectory(prefix="e2m-qemu-") as tmp:
         (Path(tmp) / "in.bin").write_bytes(np.ascontiguousarray(x, np.int8).tobytes())
@@ -67,7 +68,8 @@ def run(exe: Path, cpu: str, x: np.ndarray, timeout: float = 600) -> dict:
     rows = re.findall(r"image (\d+) scores ([-\d ]+) ticks (\d+)", text)
     scores = np.array([[int(v) for v in s.split()] for _, s, _ in rows], np.int8)
     insns = np.array([int(t) * 10_000_000 / cal for *_, t in rows])
-    return {"scores": scores, "instructions": insns, "ticks_per_10M": cal}
+    stack = int(re.search(r"stack (\d+) bytes deep at most", text).group(1))  # below main's frame
+    return {"scores": scores, "instructions": insns, "ticks_per_10M": cal, "stack_bytes": stack}
 
 
 SKETCH_PARTS = ("image_provider.cc", "result_responder.cc", "platform.cc")

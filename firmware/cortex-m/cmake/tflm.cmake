@@ -4,7 +4,8 @@
 # TARGET=cortex_m_generic OPTIMIZED_KERNEL_DIR=cmsis_nn. A normal CMake target, so CMake tracks
 # every input (sources, headers, TFLM_DIR, CPU, build type, flags) and never reuses a stale object.
 #
-# Inputs: E2MICRO_CPU (cortex-m4+fp, ...; its compile flags already added), E2MICRO_MODEL_DIR (model_ops.h).
+# Inputs: E2MICRO_CPU (cortex-m4+fp, ...; its compile flags already added), E2MICRO_MODEL_DIR (model_ops.h),
+# E2MICRO_TFLM_KERNELS (cmsis_nn, the default, or reference: TFLM's portable kernels, to measure against).
 # Outputs: TFLM_DIR, target e2micro_tflm (link it; it carries the include paths and defines).
 
 # --- 1. Where TFLM comes from, in this order (the one place that decides) ------------------------
@@ -58,6 +59,11 @@ set(_op_AddSoftmax softmax SoftmaxFunctions)
 set(_op_AddQuantize quantize)
 set(_op_AddDequantize dequantize)
 
+set(E2MICRO_TFLM_KERNELS cmsis_nn CACHE STRING "cmsis_nn (TFLM's CMSIS-NN kernels) or reference (its portable ones)")
+set_property(CACHE E2MICRO_TFLM_KERNELS PROPERTY STRINGS cmsis_nn reference)
+if(NOT E2MICRO_TFLM_KERNELS MATCHES "^(cmsis_nn|reference)$")
+  message(FATAL_ERROR "E2MICRO_TFLM_KERNELS=${E2MICRO_TFLM_KERNELS}: use cmsis_nn or reference")
+endif()
 set(_micro ${TFLM_DIR}/tensorflow/lite/micro)
 set(_nn ${TFLM_DOWNLOADS}/cmsis_nn)
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${E2MICRO_MODEL_DIR}/model_ops.h)
@@ -72,7 +78,7 @@ foreach(_line ${_calls})
                         "know: add its TFLM kernel to the table there")
   endif()
   list(GET _op_${_call} 0 _k)
-  if(EXISTS ${_micro}/kernels/cmsis_nn/${_k}.cc)
+  if(E2MICRO_TFLM_KERNELS STREQUAL cmsis_nn AND EXISTS ${_micro}/kernels/cmsis_nn/${_k}.cc)
     list(APPEND _kernel_srcs ${_micro}/kernels/cmsis_nn/${_k}.cc)
     list(SUBLIST _op_${_call} 1 -1 _dirs)
     list(APPEND _nn_dirs ${_dirs})
@@ -108,6 +114,11 @@ list(APPEND _framework ${_tfl}/lite/kernels/kernel_util.cc ${_tfl}/lite/kernels/
      ${_tfl}/compiler/mlir/lite/core/api/error_reporter.cc)
 
 set(_nn_srcs "")
+set(_nn_defs CMSIS_NN ARM_NN_ENABLE_F16=0 ARM_NN_ENABLE_F32=0)
+if(E2MICRO_TFLM_KERNELS STREQUAL reference)
+  set(_nn_dirs "")  # TFLM's portable kernels call no CMSIS-NN function
+  set(_nn_defs "")
+endif()
 foreach(_d ${_nn_dirs})
   file(GLOB _s ${_nn}/Source/${_d}/*.c)
   list(APPEND _nn_srcs ${_s})
@@ -123,7 +134,7 @@ target_include_directories(e2micro_tflm SYSTEM PUBLIC ${TFLM_DIR} ${TFLM_DOWNLOA
   ${TFLM_DOWNLOADS}/cmsis/Cortex_DFP/Device/ARMC${_core}/Include ${_nn} ${_nn}/Include)
 target_compile_definitions(e2micro_tflm PUBLIC TF_LITE_STATIC_MEMORY TF_LITE_DISABLE_X86_NEON TF_LITE_MCU_DEBUG_LOG
   KERNELS_OPTIMIZED_FOR_SPEED CPU_${_core}=1 ARMC${_core} CMSIS_DEVICE_ARM_CORTEX_M_XX_HEADER_FILE="ARMC${_core}.h"
-  CORTEX_M_GENERIC CMSIS_NN ARM_NN_ENABLE_F16=0 ARM_NN_ENABLE_F32=0
+  CORTEX_M_GENERIC ${_nn_defs}
   $<$<STREQUAL:${_core},M55>:ARM_MODEL_USE_PMU_COUNTERS>
   $<$<NOT:$<STREQUAL:${TFLM_BUILD_TYPE},default>>:NDEBUG>
   $<$<STREQUAL:${TFLM_BUILD_TYPE},release>:TF_LITE_STRIP_ERROR_STRINGS>)
@@ -135,5 +146,10 @@ set_source_files_properties(${_kernel_srcs} ${_nn_srcs} PROPERTIES COMPILE_OPTIO
 list(LENGTH _framework _nf)
 list(LENGTH _kernel_srcs _nk)
 list(LENGTH _nn_srcs _nc)
-message(STATUS "e2micro: TFLM library for ${E2MICRO_CPU} (${TFLM_BUILD_TYPE}, CMSIS-NN; kernels "
+if(E2MICRO_TFLM_KERNELS STREQUAL reference)
+  set(_kdesc "reference kernels")
+else()
+  set(_kdesc CMSIS-NN)
+endif()
+message(STATUS "e2micro: TFLM library for ${E2MICRO_CPU} (${TFLM_BUILD_TYPE}, ${_kdesc}; kernels "
                "${E2MICRO_TFLM_OPS}): ${_nf} framework + ${_nk} kernel + ${_nc} CMSIS-NN sources")
