@@ -33,7 +33,8 @@ from .points import act_name, activation_points
 from .ranges import RangesTable
 from .stats import BOUNDS, activation_stats
 
-K = {"conv": 5.0, "residual": 5.0, "head": 4.0}
+K = {"conv": 5.0, "residual": 5.0, "head": 4.0, "pooled": 5.0}  # pooled: the analytic bound's k for the
+# pooled mean and the logits (the probe's cap), apart from "conv" so that a wider conv k does not widen it
 PROBE = {"count": 8, "steps": 10, "seed": 0}
 
 
@@ -57,14 +58,14 @@ def _analytic(model, k: dict) -> dict[str, tuple[float, float]]:
         elif kind == "head_mask":
             ranges[p.key] = ranges[p.inputs[0]]
         elif kind == "mean":
-            lo, hi = _span(stats[p.key].mean, stats[p.key].std, k["conv"])
+            lo, hi = _span(stats[p.key].mean, stats[p.key].std, k.get("pooled", k["conv"]))
             frac = float(model.head.mask.mask.mean())
             plo, phi = ranges[p.inputs[0]]
             ranges[p.key] = (max(lo, frac * plo), min(hi, frac * phi))
         elif kind == "add":
             ranges[p.key] = _span(stats[p.key].mean, stats[p.key].std, k["residual"])
         else:  # linear: mean ± k·Σ|w|·std, a bound for any correlation of the features
-            ranges[p.key] = _span(stats[p.key].mean, stats[p.key].std, k["conv"])
+            ranges[p.key] = _span(stats[p.key].mean, stats[p.key].std, k.get("pooled", k["conv"]))
     return ranges
 
 
@@ -90,11 +91,14 @@ def _check(ranges: dict) -> None:
             raise ValueError(f"batch-norm range of '{key}' is not finite")
 
 
-def bn_ranges(model, k: float | None = None, head: str = "bound") -> RangesTable:
-    """The default data-free table. `k` overrides K["conv"] (`--bn-k`); head "probe" or "bound"."""
+def bn_ranges(model, k: float | None = None, head: str = "bound", kinds: dict | None = None) -> RangesTable:
+    """The default data-free table. `k` (`--bn-k`) overrides K["conv"] and K["pooled"]; head "probe"
+    or "bound"; `kinds` overrides entries of K one by one (bench/quantization.py measures rules with it)."""
     from .distill import head_probe
 
-    kk = {**K, **({"conv": k} if k is not None else {})}
+    if set(kinds or {}) - set(K):
+        raise ValueError(f"unknown kinds {sorted(set(kinds) - set(K))}: use {', '.join(K)}")
+    kk = {**K, **(kinds or {}), **({"conv": k, "pooled": k} if k is not None else {})}
     ranges = _analytic(model, kk)
     _check(ranges)
     if head == "probe":
@@ -107,11 +111,3 @@ def bn_ranges(model, k: float | None = None, head: str = "bound") -> RangesTable
                                               "a few distilled images" if head == "probe" else
                                               "batch-norm statistics: mean ± k·std per channel, k per kind, "
                                               "clipped by the activation"})
-
-
-def previous_bn_ranges(model, k: float = 5.0) -> RangesTable:
-    """The rule before the hard demo and the tissue tiles could tell (k = 5 for every kind, logits
-    bounded by Σ|w|·std): kept so that bench/quantization.py can show what changed."""
-    ranges = _analytic(model, {"conv": k, "residual": k, "head": k})
-    _check(ranges)
-    return RangesTable("bn", ranges, {"k": k, "rule": "previous: mean ± k·std everywhere"})
