@@ -24,8 +24,9 @@ def tflite(
     out: Path = typer.Option(None, "--out", help="Output directory (default: <checkpoint>_tflite next to it)."),
     ranges: str = typer.Option("bn", help="Where int8 activation ranges come from: bn (batch-norm statistics, "
                                           "no images), distilled (images distilled from them), data (real images)."),
-    bn_k: float = typer.Option(5.0, "--bn-k", help="bn ranges: conv outputs mean ± k·std (the residual stream "
-                                                   "and the head have their own rules)."),
+    bn_k: float = typer.Option(None, "--bn-k", help="bn ranges: conv outputs mean ± k·std (default: "
+                                                    "calibration/bn_ranges.py's K; the residual stream and the "
+                                                    "head have their own rules)."),
     equalize: bool = typer.Option(True, "--equalize/--no-equalize", help="Cross-layer equalization."),
     absorb: bool = typer.Option(True, "--absorb/--no-absorb", help="High-bias absorption."),
     bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",

@@ -33,7 +33,7 @@ class ConvertOptions:
     parity_images: int = 16  # keeps a width-1.0 conversion under a minute; tests check whole splits
     firmware: Path | None = None  # also copy the generated C sources into this firmware folder
     dfq: DFQOptions = DFQOptions()
-    bn_k: float = 5.0  # ranges "bn": conv outputs mean ± k·std (3 or 4 clipped more on the hard demo)
+    bn_k: float | None = None  # ranges "bn": conv outputs mean ± k·std; None: calibration.bn_ranges.K
     distill_images: int = 8  # 8 images × 100 steps: a quarter of 16 × 200 (time: bench/quantization.py)
     distill_steps: int = 100
     force: bool = False  # write into a folder that is not a previous output (replacing only our files)
@@ -128,6 +128,8 @@ def validate(opts: ConvertOptions, out: Path, echo: Callable[[str], None] = prin
         raise BadInput("--ranges data needs --calibration-data FILE_x.h5 (or a PCam-format directory)")
     if opts.ranges != "data" and opts.calibration_data is not None:
         raise BadInput(f"--calibration-data is used only with --ranges data (the {opts.ranges} ranges use no images)")
+    if opts.bn_k is not None and not (0 < opts.bn_k < float("inf")):
+        raise BadInput(f"--bn-k {opts.bn_k}: use a positive number of standard deviations")
     if opts.firmware is not None and not opts.firmware.is_dir():
         raise BadInput(f"--firmware {opts.firmware}: not a directory")
     ckpt = read_checkpoint(opts.checkpoint)

@@ -41,6 +41,17 @@ def test_k_per_kind(folded):
     assert bn_ranges(folded, 3.0, head="bound").notes["k"]["conv"] == 3.0  # --bn-k sets the conv k
 
 
+def test_kinds_override_one_k_each(folded):
+    base = bn_ranges(folded, head="bound").ranges
+    t = bn_ranges(folded, head="bound", kinds={"conv": 3.0})  # below the ReLU6 clip, so the .dw ranges move
+    assert t.notes["k"]["conv"] == 3.0 and t.ranges["logits"] == base["logits"]  # the head bound keeps K["pooled"]
+    assert any(t.ranges[k] != base[k] for k in base if k.endswith(".dw"))
+    lo, hi = bn_ranges(folded, 8.0, head="bound").ranges["logits"]  # --bn-k also sets the head bound's k
+    assert lo < base["logits"][0] and hi > base["logits"][1]
+    with pytest.raises(ValueError, match="unknown kinds"):
+        bn_ranges(folded, kinds={"resid": 8.0})
+
+
 def test_head_probe_is_tighter_than_the_bound_and_covers_what_it_saw(folded):
     bound = bn_ranges(folded, head="bound").ranges
     t = bn_ranges(folded, head="probe")

@@ -391,6 +391,12 @@ def test_calibration_data_needs_ranges_data(c4_checkpoint, demo_dir, tmp_path):
     assert "--calibration-data is used only with --ranges data" in line
 
 
+@pytest.mark.parametrize("k", ["0", "-2", "inf"])
+def test_bn_k_must_be_positive(c4_checkpoint, tmp_path, k):
+    line = one_line_error(convert_cli("tflite", c4_checkpoint, "--out", tmp_path / "o", "--bn-k", k))
+    assert f"--bn-k {float(k)}: use a positive number" in line and not (tmp_path / "o").exists()
+
+
 def test_relative_data_path_in_a_checkpoint_is_not_guessed(c4_checkpoint, tmp_path):
     from convert.pipeline import ConvertOptions, validate
 
