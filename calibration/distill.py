@@ -12,6 +12,26 @@ from .points import activation_points
 from .ranges import RangesTable, observe
 
 
+class _Adam:
+    """torch.optim.Adam's single-tensor update (its CPU default), op for op, so the images are the
+    same bits. Written out because constructing torch.optim.Adam imports TorchDynamo, which makes a
+    `torchinductor_<user>` folder in $TMPDIR: a conversion must leave no scratch behind."""
+
+    def __init__(self, z: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.z, self.lr, self.betas, self.eps, self.t = z, lr, betas, eps, 0
+        self.m, self.v = torch.zeros_like(z), torch.zeros_like(z)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        (b1, b2), g = self.betas, self.z.grad
+        self.t += 1
+        self.m.lerp_(g, 1 - b1)
+        self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (self.v.sqrt() / (1 - b2 ** self.t) ** 0.5).add_(self.eps)
+        self.z.addcdiv_(self.m, denom, value=-self.lr / (1 - b1 ** self.t))
+        self.z.grad = None
+
+
 def distill_images(model, count: int = 8, steps: int = 100, lr: float = 0.1, seed: int = 0) -> torch.Tensor:
     model = model.eval()
     units = [p.module for p in activation_points(model) if p.kind == "conv"]
@@ -21,7 +41,7 @@ def distill_images(model, count: int = 8, steps: int = 100, lr: float = 0.1, see
     s = model.config.input_size
     mean = torch.tensor(model.config.mean).view(1, 3, 1, 1) / 255
     z = (torch.log(mean / (1 - mean)) + torch.randn(count, 3, s, s, generator=g)).requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr)
+    opt = _Adam(z, lr)
     for p in model.parameters():
         p.requires_grad_(False)
     try:
@@ -35,7 +55,6 @@ def distill_images(model, count: int = 8, steps: int = 100, lr: float = 0.1, see
                 ref_m, ref_s = u.bn_mean.to(o.dtype), u.bn_std.to(o.dtype)
                 scale = ref_s.mean().clamp_min(1e-3)  # layers weigh alike whatever their scale
                 loss = loss + (((m - ref_m) / scale) ** 2).mean() + (((sd - ref_s) / scale) ** 2).mean()
-            opt.zero_grad()
             loss.backward()
             opt.step()
     finally:

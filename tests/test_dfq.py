@@ -2,6 +2,8 @@
 function (bias correction excepted) and equivariance."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -226,3 +228,32 @@ def test_distilled_images_match_batch_norm_statistics(folded):
     assert mismatch(more) < 0.75 * mismatch(few)  # 30 Adam steps on 4 images: −40 % measured
     t = distilled_ranges(f, count=4, steps=5)
     assert t.method == "distilled" and set(t.ranges) == {p.key for p in activation_points(f)}
+
+
+def test_distillation_uses_torch_adams_update_without_torch_optim():
+    """calibration/distill.py's Adam is torch.optim.Adam's update bit for bit (so distilled ranges are
+    what they were), without the TorchDynamo import that leaves a folder in $TMPDIR."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from calibration.distill import _Adam
+
+    g = torch.Generator().manual_seed(0)
+    z0, w = torch.randn(4, 3, 9, 9, generator=g), torch.randn(4, 3, 9, 9, generator=g)
+    a, b = z0.clone().requires_grad_(True), z0.clone().requires_grad_(True)
+    ours, theirs = _Adam(a, 0.1), torch.optim.Adam([b], lr=0.1)
+    for _ in range(12):
+        ((torch.sigmoid(a) * w) ** 2).sum().backward()
+        ours.step()
+        theirs.zero_grad()
+        ((torch.sigmoid(b) * w) ** 2).sum().backward()
+        theirs.step()
+    assert torch.equal(a, b) and not torch.equal(a, z0)
+    with tempfile.TemporaryDirectory() as tmp:  # the distillation itself writes nothing to $TMPDIR
+        code = ("import torch; from calibration.distill import _Adam; z = torch.ones(3, requires_grad=True); "
+                "o = _Adam(z, 0.1); (z ** 2).sum().backward(); o.step()")
+        root = Path(__file__).resolve().parents[1]
+        subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TMPDIR": tmp}, cwd=root)
+        assert os.listdir(tmp) == []
