@@ -271,7 +271,8 @@ def int8(r: dict) -> dict:
     if res.is_file() and res.stat().st_mtime > Path(r["checkpoint"]).stat().st_mtime:  # not retrained since
         return json.loads(res.read_text())
     t = time.perf_counter()
-    rep = convert_tflite(ConvertOptions(Path(r["checkpoint"]), out, parity_data=Path(r["data"])), echo=lambda s: None)
+    rep = convert_tflite(ConvertOptions(checkpoint=Path(r["checkpoint"]), out=out, parity_data=Path(r["data"])),
+                         echo=lambda s: None)
     seconds = time.perf_counter() - t
     lite = LiteRT((out / "model_int8.tflite").read_bytes(), reference=False)
     scale, zp = lite.out["quantization"]
@@ -463,7 +464,9 @@ def report(a, sets, sizes, rows, sweep, int8_rows, missing, int8_pending):
                 + ", ".join(f"{label(g)} {w} ({p:,}, {100 * (p / trainable_params(a.reference, a.width) - 1):+.0f} %)"
                             for g, (w, p) in a.matched.items()) + ". " if "params" in a.budget else "")
              + f"Device: {', '.join(devices)}. PCam: {'measured' if a.pcam else 'not measured in this run (no --pcam)'}. "
-             f"Wall time of this invocation so far: {time.perf_counter() - a.started:.0f} s.\n\n"
+             f"Wall time of this invocation so far: {time.perf_counter() - a.started:.0f} s (runs and conversions cached "
+             f"by an earlier invocation are reused, not redone; the runs' own training time, summed: "
+             f"{sum({r['key']: r['train_seconds'] for r in sweep}.values()):.0f} s).\n\n"
              f"![plot]({a.name}.png)\n")
     if missing:
         body += ("\n\n**Incomplete: these planned rows (set/budget/model/train images/seed) were not run:** "
