@@ -1,8 +1,8 @@
 """Data efficiency: equivariant models vs the conventional twin on growing training subsets.
 
     .venv/bin/python bench/data_efficiency.py [--sizes 256 1024] [--width 0.35] [--seeds 0]
-        [--models none C12 C4 C8 D4] [--budget width params] [--lrs 1e-3 4e-3 8e-3] [--steps 100]
-        [--pcam DIR] [--no-int8]
+        [--models none C12 C4 C8 D4] [--budget width params] [--reference none]
+        [--lrs 1e-3 4e-3 8e-3] [--sweep smallest] [--sweep-seeds all] [--steps 100] [--pcam DIR] [--no-int8]
 
 Data: the hard demo (`train data demo --difficulty hard`, seed 0): one training set of the largest
 size, of which each run takes the first N images (nested subsets; the labels are a random
@@ -12,16 +12,22 @@ of `--valid-size`/`--test-size` images (PCam's 32,768-image splits are too slow 
 PCam was not available where this was written: that path has run only on a PCam-format stand-in
 (the hard demo's own folder), never on PCam.
 
-Budgets: `width` trains every model at `--width`; `params` picks, for each model, the width whose
-trainable parameters (sum of numel over parameters with requires_grad) come closest to those of
-`--reference` (default: the conventional twin) at `--width`.
+Budgets: `width` trains every model at `--width`; `params` picks, for each model, the width (a
+multiple of 0.025) whose trainable parameters (sum of numel over parameters with requires_grad)
+come closest to those of `--reference` (default: the conventional twin) at `--width`. The
+conventional twin cannot shrink below 38,290 parameters at any width: its head conv keeps
+MobileNetV2's 1280 channels at widths below 1 (8·1280 weights + 1280 BN pairs + a 1280→2 classifier
+= 15,362 at the smallest width) and every other layer stops at 8 channels (`make_divisible`'s
+floor), reached at width 0.025; so `--reference C12` at width 0.35 (34,344) gets the twin at
+0.025 with 38,290 (+11 %). The results text lists each model's matched width and its deviation.
 
 Schedule: the same for every model: `train fit`'s AdamW + cosine, batch `--batch-size`, and the
 number of epochs that gives about `--steps` optimizer steps (so small subsets are not also
 under-trained), at least `--min-epochs`. Learning rate: every model is trained at every `--lrs`
 value and the run with the best validation accuracy (ties: lower validation loss) is reported;
 with `--sweep smallest` (default, for CPU time) only at the smallest size, the larger sizes reusing
-the lr chosen there. The test split never chooses anything. Within a run the checkpoint is `train fit`'s
+the lr chosen there; with `--sweep-seeds first` only for the first of `--seeds`, the other seeds
+reusing the lr chosen for it (per data set, budget and model). The test split never chooses anything. Within a run the checkpoint is `train fit`'s
 best-by-validation-loss one.
 
 Per (data, budget, model, size, seed): trainable parameters, the chosen lr, val accuracy, test
@@ -64,14 +70,14 @@ def trainable_params(group: str, width: float) -> int:
 
 
 def matched_width(group: str, target: int, cache: dict) -> tuple[float, int]:
-    """The width (a multiple of 0.05, at most 2) whose trainable parameters come closest to `target`.
+    """The width (a multiple of 0.025, at most 2) whose trainable parameters come closest to `target`.
     Parameters grow with width, so a bisection over the grid finds the crossing."""
     def n(w):
         if (group, w) not in cache:
             cache[(group, w)] = trainable_params(group, w)
         return cache[(group, w)]
 
-    grid = [round(0.05 * k, 2) for k in range(1, 41)]
+    grid = [round(0.025 * k, 3) for k in range(1, 81)]
     lo, hi = 0, len(grid) - 1
     while lo < hi:  # first width with at least `target` parameters
         mid = (lo + hi) // 2
@@ -265,7 +271,8 @@ def int8(r: dict) -> dict:
     if res.is_file() and res.stat().st_mtime > Path(r["checkpoint"]).stat().st_mtime:  # not retrained since
         return json.loads(res.read_text())
     t = time.perf_counter()
-    rep = convert_tflite(ConvertOptions(Path(r["checkpoint"]), out, parity_data=Path(r["data"])), echo=lambda s: None)
+    rep = convert_tflite(ConvertOptions(checkpoint=Path(r["checkpoint"]), out=out, parity_data=Path(r["data"])),
+                         echo=lambda s: None)
     seconds = time.perf_counter() - t
     lite = LiteRT((out / "model_int8.tflite").read_bytes(), reference=False)
     scale, zp = lite.out["quantization"]
@@ -340,6 +347,8 @@ def main():
     ap.add_argument("--lrs", nargs="+", type=float, default=[1e-3, 4e-3, 8e-3])
     ap.add_argument("--sweep", choices=["smallest", "all"], default="smallest",
                     help="sweep --lrs at the smallest size only (larger sizes reuse the lr chosen there) or at every size")
+    ap.add_argument("--sweep-seeds", choices=["all", "first"], default="all",
+                    help="sweep --lrs for every seed, or for the first of --seeds only (the others reuse its lr)")
     ap.add_argument("--steps", type=int, default=100, help="optimizer steps per run (epochs = steps·batch/N)")
     ap.add_argument("--min-epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -351,6 +360,7 @@ def main():
     ap.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--name", default="data_efficiency", help="results file stem under bench/results/")
     a = ap.parse_args()
+    a.started = time.perf_counter()
     sizes = sorted(a.sizes)
 
     sets = [("hard demo", hard_demo(sizes, a.valid_size, a.test_size, a.pool))]
@@ -358,15 +368,19 @@ def main():
         sets.append(("PCam", pcam(a.pcam, sizes, a.valid_size, a.test_size)))
     pcache: dict = {}
     widths = {("width", g): a.width for g in a.models}
+    a.matched = {}
     if "params" in a.budget:
         target = trainable_params(a.reference, a.width)
-        widths.update({("params", g): matched_width(g, target, pcache)[0] for g in a.models})
+        a.matched = {g: matched_width(g, target, pcache) for g in a.models}
+        widths.update({("params", g): w for g, (w, _) in a.matched.items()})
     planned = [(name, budget, g, n, seed) for name, _ in sets for n in sizes for budget in a.budget
                for g in a.models for seed in a.seeds]  # smallest size first: a stopped run has it whole
     rows, sweep, picked = [], [], {}
     for name, budget, g, n, seed in planned:
         dirs, tag, w = dict(sets)[name], "pcam" if name == "PCam" else "hard", widths[(budget, g)]
-        lrs = a.lrs if a.sweep == "all" or n == sizes[0] else [picked[(name, budget, g, seed)]]
+        pick = (name, budget, g, n if a.sweep == "all" else None, a.seeds[0] if a.sweep_seeds == "first" else seed)
+        sweeping = (a.sweep == "all" or n == sizes[0]) and (a.sweep_seeds == "all" or seed == a.seeds[0])
+        lrs = a.lrs if sweeping else [picked[pick]]
         runs = [run(dirs[n], tag, g, w, n, seed, lr, a) for lr in lrs]
         for r in runs:
             sweep.append({**r, "set": name, "budget": budget})
@@ -374,7 +388,7 @@ def main():
                   f"{r['val_acc']:.3f} test {r['test_acc']:.3f} auc {r['test_auc']:.3f}"
                   f"{' COLLAPSED' if r['collapsed'] else ''} ({r['train_seconds']} s)", flush=True)
         rows.append({**min(runs, key=lambda r: (-r["val_acc"], r["val_loss"])), "set": name, "budget": budget})
-        picked.setdefault((name, budget, g, seed), rows[-1]["lr"])
+        picked.setdefault(pick, rows[-1]["lr"])
         report(a, sets, sizes, rows, sweep, [], planned[len(rows):], a.int8)  # so far, in case it is stopped
 
     int8_rows = []
@@ -401,20 +415,26 @@ def report(a, sets, sizes, rows, sweep, int8_rows, missing, int8_pending):
     summary = []
     for name, budget in dict.fromkeys((r["set"], r["budget"]) for r in rows):
         for n in sizes:
-            ref = [r["test_acc"] for r in rows if r["set"] == name and r["budget"] == budget
-                   and r["group"] == "none" and r["train_images"] == n]
+            ref = {r["seed"]: r["test_acc"] for r in rows if r["set"] == name and r["budget"] == budget
+                   and r["group"] == "none" and r["train_images"] == n}
             for g in a.models:
                 v = [r for r in rows if r["set"] == name and r["budget"] == budget and r["group"] == g
                      and r["train_images"] == n]
                 if v:
-                    acc = mean([r["test_acc"] for r in v])
-                    summary.append([name, budget, label(g), v[0]["width"], n, len(v), f"{100 * acc:.1f}",
+                    accs = [r["test_acc"] for r in v]
+                    acc = mean(accs)
+                    # Same seed, same training images: the per-seed differences pair the runs.
+                    paired = [100 * (r["test_acc"] - ref[r["seed"]]) for r in v if r["seed"] in ref]
+                    summary.append([name, budget, label(g), v[0]["width"], f"{v[0]['params']:,}", n, len(v),
+                                    f"{100 * acc:.1f}", f"{100 * min(accs):.1f}–{100 * max(accs):.1f}",
                                     f"{mean([r['test_auc'] for r in v]):.3f}",
-                                    f"{100 * (acc - mean(ref)):+.1f}" if ref and g != "none" else "",
+                                    f"{100 * acc - 100 * mean(list(ref.values())):+.1f}" if ref and g != "none" else "",
+                                    " / ".join(f"{d:+.1f}" for d in paired) if g != "none" else "",
                                     sum(r["collapsed"] for r in v)])
     body += "\n\n## Mean over seeds, and the difference to the conventional twin\n\n" + table(
-        ["set", "budget", "model", "width", "train images", "seeds", "test acc %", "test ROC AUC",
-         "Δ acc vs conventional (pt)", "collapsed runs"], summary)
+        ["set", "budget", "model", "width", "trainable params", "train images", "seeds", "test acc % (mean)",
+         "test acc % (min–max)", "test ROC AUC (mean)", "Δ acc vs conventional (pt, means)",
+         "Δ per seed (pt, same seed)", "collapsed runs"], summary)
     body += "\n\n## Learning-rate sweep (every run; the row with the best val acc is reported above)\n\n" + table(
         ["set", "budget", "model", "width", "train images", "seed", "lr", "val acc", "val loss", "test acc", "collapsed"],
         [[r["set"], r["budget"], label(r["group"]), r["width"], r["train_images"], r["seed"], f"{r['lr']:g}",
@@ -433,13 +453,20 @@ def report(a, sets, sizes, rows, sweep, int8_rows, missing, int8_pending):
              "(hard demo) or seeded random ones (PCam). Schedule for every model: AdamW + cosine (`train fit`), batch "
              f"{a.batch_size}, epochs = max({a.min_epochs}, ⌈{a.steps} steps · {a.batch_size} / N⌉), weight decay "
              f"1e-4; lr swept over {', '.join(f'{v:g}' for v in a.lrs)} for every model alike, chosen by val acc "
-             + ("at every size. " if a.sweep == "all" else f"at N = {sizes[0]} and reused at the larger sizes. ")
+             + ("at every size" if a.sweep == "all" else f"at N = {sizes[0]} and reused at the larger sizes")
+             + (f", for seed {a.seeds[0]} only (the other seeds reuse its lr). " if a.sweep_seeds == "first" and len(a.seeds) > 1
+                else ", for every seed. ")
              + "\"collapsed\": one class predicted for every test image; in brackets, the test accuracy of the same "
                "weights with every batch norm's running statistics re-estimated on the run's training images "
                "(a collapse this undoes comes from the statistics lagging the weights in a short run). "
-             + (f"Budget `params`: widths matched to {label(a.reference)} at width {a.width} "
-                f"({trainable_params(a.reference, a.width):,} trainable parameters). " if "params" in a.budget else "")
-             + f"Device: {', '.join(devices)}. PCam: {'measured' if a.pcam else 'not measured in this run (no --pcam)'}.\n\n"
+             + (f"Budget `params`: widths (multiples of 0.025) matched to {label(a.reference)} at width {a.width} "
+                f"({trainable_params(a.reference, a.width):,} trainable parameters): "
+                + ", ".join(f"{label(g)} {w} ({p:,}, {100 * (p / trainable_params(a.reference, a.width) - 1):+.0f} %)"
+                            for g, (w, p) in a.matched.items()) + ". " if "params" in a.budget else "")
+             + f"Device: {', '.join(devices)}. PCam: {'measured' if a.pcam else 'not measured in this run (no --pcam)'}. "
+             f"Wall time of this invocation so far: {time.perf_counter() - a.started:.0f} s (runs and conversions cached "
+             f"by an earlier invocation are reused, not redone; the runs' own training time, summed: "
+             f"{sum({r['key']: r['train_seconds'] for r in sweep}.values()):.0f} s).\n\n"
              f"![plot]({a.name}.png)\n")
     if missing:
         body += ("\n\n**Incomplete: these planned rows (set/budget/model/train images/seed) were not run:** "
