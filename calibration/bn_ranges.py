@@ -59,14 +59,14 @@ def _analytic(model, k: dict) -> dict[str, tuple[float, float]]:
         elif kind == "head_mask":
             ranges[p.key] = ranges[p.inputs[0]]
         elif kind == "mean":
-            lo, hi = _span(stats[p.key].mean, stats[p.key].std, k.get("pooled", k["conv"]))
+            lo, hi = _span(stats[p.key].mean, stats[p.key].std, k["pooled"])
             frac = float(model.head.mask.mask.mean())
             plo, phi = ranges[p.inputs[0]]
             ranges[p.key] = (max(lo, frac * plo), min(hi, frac * phi))
         elif kind == "add":
             ranges[p.key] = _span(stats[p.key].mean, stats[p.key].std, k["residual"])
         else:  # linear: mean ± k·Σ|w|·std, a bound for any correlation of the features
-            ranges[p.key] = _span(stats[p.key].mean, stats[p.key].std, k.get("pooled", k["conv"]))
+            ranges[p.key] = _span(stats[p.key].mean, stats[p.key].std, k["pooled"])
     return ranges
 
 

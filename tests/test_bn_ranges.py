@@ -26,7 +26,7 @@ def folded():
 
 
 def test_k_per_kind(folded):
-    k = {"conv": 3.0, "residual": 7.0, "head": 4.0}
+    k = {"conv": 3.0, "residual": 7.0, "head": 4.0, "pooled": 5.0}
     r = _analytic(folded, k)
     stats = activation_stats(folded)
     for p in activation_points(folded):
