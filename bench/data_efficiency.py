@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/data_efficiency.py [--sizes 256 1024] [--width 0.35] [--seeds 0]
         [--models none C12 C4 C8 D4] [--budget width params] [--reference none]
-        [--lrs 1e-3 4e-3 8e-3] [--sweep smallest] [--sweep-seeds all] [--steps 100] [--pcam DIR] [--no-int8]
+        [--lrs 1e-3 4e-3 8e-3] [--sweep smallest] [--sweep-seeds all] [--steps 100] [--augment dihedral] [--pcam DIR] [--no-int8]
 
 Data: the hard demo (`train data demo --difficulty hard`, seed 0): one training set of the largest
 size, of which each run takes the first N images (nested subsets; the labels are a random
@@ -28,7 +28,8 @@ value and the run with the best validation accuracy (ties: lower validation loss
 with `--sweep smallest` (default, for CPU time) only at the smallest size, the larger sizes reusing
 the lr chosen there; with `--sweep-seeds first` only for the first of `--seeds`, the other seeds
 reusing the lr chosen for it (per data set, budget and model). The test split never chooses anything. Within a run the checkpoint is `train fit`'s
-best-by-validation-loss one.
+best-by-validation-loss one. `--augment` is `train fit --augment` for every run (default dihedral, as
+`train fit`); other values get their own cached runs.
 
 Per (data, budget, model, size, seed): trainable parameters, the chosen lr, val accuracy, test
 accuracy and ROC AUC (float, train/metrics.py), epochs, training time, and "collapsed" where the
@@ -176,9 +177,11 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
     from train.fit import FitSettings, fit
 
     epochs = max(a.min_epochs, math.ceil(a.steps * a.batch_size / n))
-    key = f"{tag}_{group}_w{width}_n{n}_s{seed}_lr{lr:g}_e{epochs}_b{a.batch_size}"
+    key = f"{tag}_{group}_w{width}_n{n}_s{seed}_lr{lr:g}_e{epochs}_b{a.batch_size}" + ("" if a.augment == "dihedral" else f"_aug-{a.augment}")
     ckpt, res = WORK / "runs" / f"{key}.pt", WORK / "runs" / f"{key}.json"
     r = json.loads(res.read_text()) if res.is_file() else None
+    if r is not None:
+        r = {**r, "data": str(rebase(r["data"])), "checkpoint": str(rebase(r["checkpoint"]))}
     if r is not None and r["data"] == str(data):  # another --sizes gives another training set: retrain
         if r["collapsed"] and "bn_train_stats_test_acc" not in r:
             r = {**r, **bn_check(ckpt, data)}
@@ -186,7 +189,8 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
         return r
     t = time.perf_counter()
     best = fit(FitSettings(data=str(data), out=str(ckpt), group=None if group == "none" else group, width=width,
-                           epochs=epochs, batch_size=a.batch_size, lr=lr, seed=seed, progress=False), force=True)
+                           epochs=epochs, batch_size=a.batch_size, lr=lr, seed=seed, augment=a.augment,
+                           progress=False), force=True)
     seconds = time.perf_counter() - t
     model, config, _ = load_model(ckpt)
     device = "cuda" if _cuda() else "cpu"
@@ -203,6 +207,13 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
         r.update(bn_check(ckpt, data))
     write_atomic(res, json.dumps(r, indent=1))
     return r
+
+
+def rebase(path: str) -> Path:
+    """A path a cached result recorded, under this checkout's WORK: the cache stays valid when the
+    checkout (or a copy of its build folder) moves."""
+    tail = str(path).rpartition(f"/{WORK.name}/")[2] if f"/{WORK.name}/" in str(path) else None
+    return WORK / tail if tail else Path(path)
 
 
 def bn_check(ckpt: Path, data: Path) -> dict:
@@ -357,6 +368,8 @@ def main():
     ap.add_argument("--pool", type=int, help="hard demo training images generated (default: the largest size); "
                     "subsets are its first N, so runs with the same pool share them")
     ap.add_argument("--pcam", type=Path, help="also run on this PCam folder (PCam-format .h5 files)")
+    ap.add_argument("--augment", default="dihedral", help="train fit --augment for every run (none: what the "
+                    "dihedral augmentation gives the twin; dihedral+colour: views the invariant models can use)")
     ap.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--name", default="data_efficiency", help="results file stem under bench/results/")
     a = ap.parse_args()

@@ -5,7 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
-from train.data.augment import dihedral
+from e2micro.errors import BadInput
+from train.data.augment import augment, colour, dihedral, parse
 from train.data.loader import batches, plan
 from train.data.pcam import PCamFormatError, PCamSplit, split_paths, to_model_input
 
@@ -101,3 +102,22 @@ def test_crop_and_dihedral_augmentation():
     # the 8 codes give 8 distinct images of one asymmetric patch
     same = dihedral(np.repeat(imgs[:1], 8, 0), np.arange(8))
     assert len({o.tobytes() for o in same}) == 8
+
+
+def test_colour_jitter_commutes_with_rotation_and_stays_in_range():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (4, 3, 9, 9)).astype(np.float32)
+    gain, offset = np.array([[1.1, 0.9, 1.0]] * 4, np.float32), np.array([[12, -12, 0]] * 4, np.float32)
+    y = colour(x, gain, offset)
+    assert y.dtype == np.float32 and y.min() >= 0 and y.max() <= 255
+    assert np.array_equal(y[:, 2], x[:, 2]) and not np.array_equal(y[:, 0], x[:, 0])
+    assert np.array_equal(colour(np.rot90(x, 1, axes=(2, 3)), gain, offset), np.rot90(y, 1, axes=(2, 3)))
+    # the dihedral codes are drawn first, so adding colour leaves the dihedral stream as it was
+    a = augment(x, ("dihedral",), np.random.default_rng(1))
+    b = augment(x, ("dihedral", "colour"), np.random.default_rng(1))
+    assert np.array_equal(a, dihedral(x, np.random.default_rng(1).integers(0, 8, size=4)))
+    assert not np.array_equal(a, b) and np.abs(a - b).max() <= 255 * 0.1 + 12 + 1e-3
+    assert parse("none") == () and parse("colour+dihedral") == ("dihedral", "colour")
+    for bad in ("", "rot45", "dihedral+"):
+        with pytest.raises(BadInput, match="--augment"):
+            parse(bad)

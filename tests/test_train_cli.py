@@ -109,3 +109,35 @@ def test_ddp_two_processes_gloo(tmp_path, demo_dir):
     assert record["train_images"] == 512
     model, _, _ = load_model(out)
     assert model.check_equivariance()[1] < 1e-4
+
+
+def test_augment_reaches_the_training_batches(tmp_path, demo_dir, monkeypatch):
+    """--augment sets what the training loop asks of the batch reader; a bad value is one line."""
+    import train.fit as fit_module
+
+    seen = []
+
+    def spy(*args, **kwargs):  # stop at the first training batch: only the flag matters here
+        seen.append(kwargs["augment"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_module, "batches", spy)
+    for flag in ("none", "colour+dihedral", "dihedral"):
+        runner.invoke(app, ["fit", "--data", str(demo_dir), "--out", str(tmp_path / f"{flag}.pt"), "--group", "C4",
+                            "--augment", flag, *ARGS])
+    assert seen == [(), ("dihedral", "colour"), ("dihedral",)]
+    r = runner.invoke(app, ["fit", "--data", str(demo_dir), "--out", str(tmp_path / "x.pt"), "--group", "C4",
+                            "--augment", "rot45", *ARGS])
+    errors = [ln for ln in r.output.strip().splitlines() if not ln.startswith("warning:")]  # C4 w0.25: one field
+    assert r.exit_code == 1 and "--augment 'rot45'" in r.output and len(errors) == 1
+    assert not list(tmp_path.glob("x*"))
+
+
+def test_resume_refuses_a_changed_augment_flag():
+    from e2micro.errors import BadInput
+    from train.fit import FitSettings, resumed_settings
+
+    stored = FitSettings(data="d", out="o.pt", augment="dihedral+colour")
+    with pytest.raises(BadInput, match="--augment none \\(the run has dihedral\\+colour\\)"):
+        resumed_settings(stored, FitSettings(data="d", out="o.pt"), {"augment": "none"}, 1)
+    assert resumed_settings(stored, stored, {"augment": "colour+dihedral"}, 1)[0].augment == "dihedral+colour"

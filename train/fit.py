@@ -17,6 +17,7 @@ from e2micro.errors import BadInput, E2microError
 from .checkpoint import atomic_save, load_weights, model_state, safe_load, save_checkpoint
 from .groups import parse_group
 from .config import ModelConfig
+from .data.augment import parse as parse_augment
 from .data.loader import batches, plan, prefetch
 from .data.pcam import PCamSplit
 from .distributed import Dist, setup, teardown
@@ -45,11 +46,12 @@ class FitSettings:
     device: str = "auto"
     progress: bool = True
     num_classes: int = 2  # PCam is binary; labels outside 0..num_classes-1 are refused
+    augment: str = "dihedral"  # train/data/augment.py: none, dihedral, colour, dihedral+colour
 
 
 # What a resumed run takes from its stored state; a differing flag is refused (epochs may grow).
 RESUME_FIXED = ("group", "width", "batch_size", "lr", "weight_decay", "seed", "activation", "num_classes",
-                "input_size")
+                "input_size", "augment")
 
 
 def single_field_stages(s: FitSettings) -> list[tuple[str, int]]:
@@ -102,6 +104,7 @@ def fit(s: FitSettings, resume: bool = False, given: dict | None = None, force: 
     `given`: the settings the user set explicitly; with `resume` they must agree with the stored
     run's (a larger `epochs` extends it). Without `resume`, an earlier run's files at `s.out` are
     replaced only with `force`."""
+    parse_augment(s.augment)  # refuse a bad --augment before touching anything
     check_out(s.out, resume, force)
     d = setup(s.device)
     try:
@@ -138,6 +141,8 @@ def resumed_settings(stored: FitSettings, s: FitSettings, given: dict, done: int
         if k == "group":
             g = parse_group(v)
             return g.name if g else None
+        if k == "augment":
+            return parse_augment(v)
         return float(v) if k in ("width", "lr", "weight_decay") else v
 
     conflicts = [f"--{k.replace('_', '-')} {given[k]} (the run has {getattr(stored, k)})" for k in RESUME_FIXED
@@ -258,7 +263,7 @@ def _epoch(net, model, opt, sched, train_split, valid_split, s: FitSettings, d: 
     t0 = time.perf_counter()
     net.train()
     loss_sum = correct = n = 0.0
-    it = prefetch(batches(train_split, s.batch_size, s.input_size, shuffle=True, augment=True, seed=s.seed,
+    it = prefetch(batches(train_split, s.batch_size, s.input_size, shuffle=True, augment=parse_augment(s.augment), seed=s.seed,
                           epoch=epoch, rank=d.rank, world=d.world, drop_last=True))
     bar = _bar(it, steps, f"epoch {epoch + 1}/{s.epochs}", s.progress and d.main)
     for x, y in bar:

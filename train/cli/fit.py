@@ -24,6 +24,8 @@ def fit_command(
                                               "then exact at conversion).  [default: relu6]"),
     num_classes: int = typer.Option(None, "--num-classes", min=2, help="Classes in the labels (PCam: 2).  "
                                                                        "[default: 2]"),
+    augment: str = typer.Option(None, help="Training augmentation: none, dihedral (90° turns and flips), colour "
+                                           "(stain-like jitter) or dihedral+colour.  [default: dihedral]"),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved next to --out (<out>.last.pt) "
                                                         "with its stored settings."),
@@ -33,7 +35,7 @@ def fit_command(
     """Train a model; keeps the checkpoint with the lowest validation loss and a JSON-lines log."""
     given = {k: v for k, v in dict(group=group, width=width, epochs=epochs, batch_size=batch_size, lr=lr,
                                    weight_decay=weight_decay, seed=seed, activation=activation,
-                                   num_classes=num_classes).items() if v is not None}
+                                   num_classes=num_classes, augment=augment).items() if v is not None}
     with cli_errors("stopped; with an epoch finished, the same command and --resume continues"):
         from ..fit import FitSettings, fit
 

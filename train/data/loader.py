@@ -15,7 +15,7 @@ import torch
 
 from e2micro.errors import BadInput
 
-from .augment import dihedral
+from .augment import augment as apply_augment
 from .pcam import PCamSplit, to_model_input
 
 
@@ -43,7 +43,7 @@ def plan(split: PCamSplit, batch_size: int, *, shuffle: bool, seed: int, epoch: 
     return Plan(tuple(per_rank[rank]), steps)
 
 
-def batches(split: PCamSplit, batch_size: int, size: int, *, shuffle: bool = False, augment: bool = False,
+def batches(split: PCamSplit, batch_size: int, size: int, *, shuffle: bool = False, augment: tuple[str, ...] = (),
             seed: int = 0, epoch: int = 0, rank: int = 0, world: int = 1, drop_last: bool = False,
             window: int = 4):
     """Yield (x float32 [B, 3, size, size] raw pixels, y int64 [B]) torch tensors."""
@@ -54,7 +54,7 @@ def batches(split: PCamSplit, batch_size: int, size: int, *, shuffle: bool = Fal
 
     def emit(x, y):
         if augment:
-            x = dihedral(x, rng.integers(0, 8, size=len(x)))
+            x = apply_augment(x, augment, rng)
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
 
     for i, (a, b) in enumerate(p.blocks):
