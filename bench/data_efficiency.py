@@ -374,6 +374,13 @@ def main():
     ap.add_argument("--name", default="data_efficiency", help="results file stem under bench/results/")
     a = ap.parse_args()
     a.started = time.perf_counter()
+    from e2micro.errors import BadInput
+    from train.data.augment import parse as parse_augment
+
+    try:  # one spelling per setting, so 'colour+dihedral' reuses the 'dihedral+colour' runs
+        a.augment = "+".join(parse_augment(a.augment)) or "none"
+    except BadInput as e:
+        raise SystemExit(f"error: {e}")
     sizes = sorted(a.sizes)
 
     sets = [("hard demo", hard_demo(sizes, a.valid_size, a.test_size, a.pool))]
