@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/data_efficiency.py [--sizes 256 1024] [--width 0.35] [--seeds 0]
         [--models none C12 C4 C8 D4] [--budget width params] [--reference none]
-        [--lrs 1e-3 4e-3 8e-3] [--sweep smallest] [--sweep-seeds all] [--steps 100] [--augment dihedral] [--pcam DIR] [--no-int8]
+        [--lrs 1e-3 4e-3 8e-3] [--sweep smallest] [--sweep-seeds all] [--steps 100] [--augment dihedral] [--select loss] [--pcam DIR] [--no-int8]
 
 Data: the hard demo (`train data demo --difficulty hard`, seed 0): one training set of the largest
 size, of which each run takes the first N images (nested subsets; the labels are a random
@@ -29,7 +29,8 @@ with `--sweep smallest` (default, for CPU time) only at the smallest size, the l
 the lr chosen there; with `--sweep-seeds first` only for the first of `--seeds`, the other seeds
 reusing the lr chosen for it (per data set, budget and model). The test split never chooses anything. Within a run the checkpoint is `train fit`'s
 best-by-validation-loss one. `--augment` is `train fit --augment` for every run (default dihedral, as
-`train fit`); other values get their own cached runs.
+`train fit`), and `--select` is `train fit --select` (default loss); other values get their own
+cached runs.
 
 Per (data, budget, model, size, seed): trainable parameters, the chosen lr, val accuracy, test
 accuracy and ROC AUC (float, train/metrics.py), epochs, training time, and "collapsed" where the
@@ -177,7 +178,7 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
     from train.fit import FitSettings, fit
 
     epochs = max(a.min_epochs, math.ceil(a.steps * a.batch_size / n))
-    key = f"{tag}_{group}_w{width}_n{n}_s{seed}_lr{lr:g}_e{epochs}_b{a.batch_size}" + ("" if a.augment == "dihedral" else f"_aug-{a.augment}")
+    key = f"{tag}_{group}_w{width}_n{n}_s{seed}_lr{lr:g}_e{epochs}_b{a.batch_size}" + ("" if a.augment == "dihedral" else f"_aug-{a.augment}") + ("" if a.select == "loss" else f"_sel-{a.select}")
     ckpt, res = WORK / "runs" / f"{key}.pt", WORK / "runs" / f"{key}.json"
     r = json.loads(res.read_text()) if res.is_file() else None
     if r is not None:
@@ -190,7 +191,7 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
     t = time.perf_counter()
     best = fit(FitSettings(data=str(data), out=str(ckpt), group=None if group == "none" else group, width=width,
                            epochs=epochs, batch_size=a.batch_size, lr=lr, seed=seed, augment=a.augment,
-                           progress=False), force=True)
+                           select=a.select, progress=False), force=True)
     seconds = time.perf_counter() - t
     model, config, _ = load_model(ckpt)
     device = "cuda" if _cuda() else "cpu"
@@ -370,6 +371,8 @@ def main():
     ap.add_argument("--pcam", type=Path, help="also run on this PCam folder (PCam-format .h5 files)")
     ap.add_argument("--augment", default="dihedral", help="train fit --augment for every run (none: what the "
                     "dihedral augmentation gives the twin; dihedral+colour: views the invariant models can use)")
+    ap.add_argument("--select", choices=["loss", "accuracy"], default="loss",
+                    help="train fit --select for every run: which epoch's checkpoint each run keeps")
     ap.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--name", default="data_efficiency", help="results file stem under bench/results/")
     a = ap.parse_args()

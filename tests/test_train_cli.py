@@ -141,3 +141,25 @@ def test_resume_refuses_a_changed_augment_flag():
     with pytest.raises(BadInput, match="--augment none \\(the run has dihedral\\+colour\\)"):
         resumed_settings(stored, FitSettings(data="d", out="o.pt"), {"augment": "none"}, 1)
     assert resumed_settings(stored, stored, {"augment": "colour+dihedral"}, 1)[0].augment == "dihedral+colour"
+
+
+def test_select_keeps_the_lowest_loss_or_the_most_accurate_epoch(tmp_path, demo_dir):
+    from train.fit import better
+
+    # an over-confident run: its loss is lowest at the untrained epoch 1
+    records = [{"val_loss": 0.69, "val_acc": 0.50}, {"val_loss": 0.95, "val_acc": 0.78},
+               {"val_loss": 0.90, "val_acc": 0.78}, {"val_loss": 0.80, "val_acc": 0.70}]
+
+    def kept(select):
+        best, epoch = {"val_loss": float("inf")}, None
+        for i, r in enumerate(records):
+            if better(r, best, select):
+                best, epoch = r, i + 1
+        return epoch
+
+    assert kept("loss") == 1 and kept("accuracy") == 3  # ties in accuracy go to the lower loss
+    r = runner.invoke(app, ["fit", "--data", str(demo_dir), "--out", str(tmp_path / "x.pt"), "--group", "C4",
+                            "--select", "auc", *ARGS])
+    errors = [ln for ln in r.output.strip().splitlines() if not ln.startswith("warning:")]
+    assert r.exit_code == 1 and "--select 'auc'" in r.output and len(errors) == 1
+    assert not list(tmp_path.glob("x*"))

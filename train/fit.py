@@ -47,11 +47,24 @@ class FitSettings:
     progress: bool = True
     num_classes: int = 2  # PCam is binary; labels outside 0..num_classes-1 are refused
     augment: str = "dihedral"  # train/data/augment.py: none, dihedral, colour, dihedral+colour
+    # Which epoch's checkpoint is kept: lowest validation loss, or highest validation accuracy (ties:
+    # lower loss). On a few hundred images an over-confident model's loss can be lowest at epoch 1.
+    select: str = "loss"
 
 
 # What a resumed run takes from its stored state; a differing flag is refused (epochs may grow).
 RESUME_FIXED = ("group", "width", "batch_size", "lr", "weight_decay", "seed", "activation", "num_classes",
-                "input_size", "augment")
+                "input_size", "augment", "select")
+
+
+SELECT = ("loss", "accuracy")
+
+
+def better(record: dict, best: dict, select: str) -> bool:
+    """Whether this epoch's validation figures beat the kept checkpoint's (`select`: FitSettings)."""
+    if select == "accuracy" and record["val_acc"] != best.get("val_acc", -1.0):
+        return record["val_acc"] > best.get("val_acc", -1.0)
+    return record["val_loss"] < best["val_loss"]
 
 
 def single_field_stages(s: FitSettings) -> list[tuple[str, int]]:
@@ -104,7 +117,9 @@ def fit(s: FitSettings, resume: bool = False, given: dict | None = None, force: 
     `given`: the settings the user set explicitly; with `resume` they must agree with the stored
     run's (a larger `epochs` extends it). Without `resume`, an earlier run's files at `s.out` are
     replaced only with `force`."""
-    parse_augment(s.augment)  # refuse a bad --augment before touching anything
+    parse_augment(s.augment)  # refuse bad --augment / --select before touching anything
+    if s.select not in SELECT:
+        raise BadInput(f"--select {s.select!r}: use {' or '.join(SELECT)}")
     check_out(s.out, resume, force)
     d = setup(s.device)
     try:
@@ -227,7 +242,7 @@ def _train(s: FitSettings, resume: bool, d: Dist, given: dict, saved: dict) -> d
 
     for epoch in range(start, s.epochs):
         record = _epoch(net, model, opt, sched, train_split, valid_split, s, d, epoch, steps)
-        improved = record["val_loss"] < best["val_loss"]
+        improved = better(record, best, s.select)
         record["best"] = improved
         if d.main:
             if improved:

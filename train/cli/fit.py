@@ -11,7 +11,7 @@ from e2micro.cli_errors import cli_errors
 
 def fit_command(
     data: Path = typer.Option(..., "--data", help="Directory with PCam-format train/valid files."),
-    out: Path = typer.Option(Path("ckpt.pt"), "--out", help="Best checkpoint (lowest validation loss)."),
+    out: Path = typer.Option(Path("ckpt.pt"), "--out", help="Best checkpoint (see --select)."),
     group: str = typer.Option(None, help="C4, C8, C12, C16, D4, D8, D16 (C_N/D_N, N a multiple of 4, at most 16), "
                                          "or none.  [default: C12]"),
     width: float = typer.Option(None, help="Width multiplier.  [default: 0.35]"),
@@ -26,16 +26,19 @@ def fit_command(
                                                                        "[default: 2]"),
     augment: str = typer.Option(None, help="Training augmentation: none, dihedral (90° turns and flips), colour "
                                            "(stain-like jitter) or dihedral+colour.  [default: dihedral]"),
+    select: str = typer.Option(None, help="Checkpoint kept: the epoch with the lowest validation loss, or "
+                                          "the highest validation accuracy (ties: lower loss): loss or accuracy.  "
+                                          "[default: loss]"),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved next to --out (<out>.last.pt) "
                                                         "with its stored settings."),
     force: bool = typer.Option(False, "--force", help="Start over where an earlier run's files exist at --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
-    """Train a model; keeps the checkpoint with the lowest validation loss and a JSON-lines log."""
+    """Train a model; keeps the best epoch's checkpoint (--select) and a JSON-lines log."""
     given = {k: v for k, v in dict(group=group, width=width, epochs=epochs, batch_size=batch_size, lr=lr,
                                    weight_decay=weight_decay, seed=seed, activation=activation,
-                                   num_classes=num_classes, augment=augment).items() if v is not None}
+                                   num_classes=num_classes, augment=augment, select=select).items() if v is not None}
     with cli_errors("stopped; with an epoch finished, the same command and --resume continues"):
         from ..fit import FitSettings, fit
 
@@ -44,7 +47,8 @@ def fit_command(
             warn_single_fields(settings)
         best = fit(settings, resume=resume, given=given, force=force)
     if best is not None:  # rank 0 only
-        typer.echo(f"best epoch {best.get('epoch')}: val loss {best['val_loss']:.4f}, checkpoint {out}")
+        typer.echo(f"best epoch {best.get('epoch')}: val loss {best['val_loss']:.4f} acc {best['val_acc']:.3f}, "
+                   f"checkpoint {out}")
 
 
 def warn_single_fields(s) -> None:
