@@ -28,7 +28,7 @@ value and the run with the best validation accuracy (ties: lower validation loss
 with `--sweep smallest` (default, for CPU time) only at the smallest size, the larger sizes reusing
 the lr chosen there; with `--sweep-seeds first` only for the first of `--seeds`, the other seeds
 reusing the lr chosen for it (per data set, budget and model). The test split never chooses anything. Within a run the checkpoint is `train fit`'s
-best-by-validation-loss one. `--augment` is `train fit --augment` for every run (default dihedral, as
+best by `--select` (default: validation loss). `--augment` is `train fit --augment` for every run (default dihedral, as
 `train fit`), and `--select` is `train fit --select` (default loss); other values get their own
 cached runs.
 
@@ -178,7 +178,8 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
     from train.fit import FitSettings, fit
 
     epochs = max(a.min_epochs, math.ceil(a.steps * a.batch_size / n))
-    key = f"{tag}_{group}_w{width}_n{n}_s{seed}_lr{lr:g}_e{epochs}_b{a.batch_size}" + ("" if a.augment == "dihedral" else f"_aug-{a.augment}") + ("" if a.select == "loss" else f"_sel-{a.select}")
+    key = (f"{tag}_{group}_w{width}_n{n}_s{seed}_lr{lr:g}_e{epochs}_b{a.batch_size}"
+           + ("" if a.augment == "dihedral" else f"_aug-{a.augment}") + ("" if a.select == "loss" else f"_sel-{a.select}"))
     ckpt, res = WORK / "runs" / f"{key}.pt", WORK / "runs" / f"{key}.json"
     r = json.loads(res.read_text()) if res.is_file() else None
     if r is not None:

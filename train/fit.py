@@ -1,4 +1,4 @@
-"""The training loop: AdamW + cosine schedule, best-by-validation-loss checkpoint, resumable, DDP."""
+"""The training loop: AdamW + cosine schedule, best checkpoint by --select (validation loss by default), resumable, DDP."""
 from __future__ import annotations
 
 import json
@@ -60,6 +60,13 @@ RESUME_FIXED = ("group", "width", "batch_size", "lr", "weight_decay", "seed", "a
 SELECT = ("loss", "accuracy")
 
 
+def check_settings(s: FitSettings) -> None:
+    """Refuse a bad --augment / --select before anything is read or written."""
+    parse_augment(s.augment)
+    if s.select not in SELECT:
+        raise BadInput(f"--select {s.select!r}: use {' or '.join(SELECT)}")
+
+
 def better(record: dict, best: dict, select: str) -> bool:
     """Whether this epoch's validation figures beat the kept checkpoint's (`select`: FitSettings)."""
     if select == "accuracy" and record["val_acc"] != best.get("val_acc", -1.0):
@@ -117,9 +124,7 @@ def fit(s: FitSettings, resume: bool = False, given: dict | None = None, force: 
     `given`: the settings the user set explicitly; with `resume` they must agree with the stored
     run's (a larger `epochs` extends it). Without `resume`, an earlier run's files at `s.out` are
     replaced only with `force`."""
-    parse_augment(s.augment)  # refuse bad --augment / --select before touching anything
-    if s.select not in SELECT:
-        raise BadInput(f"--select {s.select!r}: use {' or '.join(SELECT)}")
+    check_settings(s)
     check_out(s.out, resume, force)
     d = setup(s.device)
     try:

@@ -1,8 +1,9 @@
 """Training augmentation: the 8 symmetries of the square patch, and stain-like colour jitter.
 
-A C4/C8/D4-invariant model's output does not change under the dihedral codes (C_N models gain only
-the flips), so for them the dihedral augmentation adds no new views; colour jitter does, for every
-model, and commutes with rotations, so it cannot cost equivariance.
+A D4 model's output is unchanged by all 8 dihedral codes and a C_N model's (N a multiple of 4) by
+the quarter turns, so for them the dihedral augmentation adds few or no new views (C_N gains only
+the flips). Colour jitter adds views for every model and commutes with rotations, so it cannot cost
+equivariance.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def parse(spec: str) -> tuple[str, ...]:
     """'none', or kinds joined by '+' ('dihedral+colour') → the kinds, in KINDS order."""
     names = [] if spec == "none" else [n.strip() for n in str(spec).split("+")]
     unknown = [n for n in names if n not in KINDS]
-    if unknown or (spec != "none" and not names):
+    if unknown:  # '' and 'dihedral+' leave an empty name, which is unknown too
         raise BadInput(f"--augment {spec!r}: use none, or any of {', '.join(KINDS)} joined by '+'")
     return tuple(k for k in KINDS if k in names)
 
