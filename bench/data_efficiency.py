@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/data_efficiency.py [--sizes 256 1024] [--width 0.35] [--seeds 0]
         [--models none C12 C4 C8 D4] [--budget width params] [--reference none]
-        [--lrs 1e-3 4e-3 8e-3] [--sweep smallest] [--sweep-seeds all] [--steps 100] [--augment dihedral] [--select loss] [--pcam DIR] [--no-int8]
+        [--lrs 1e-3 4e-3 8e-3] [--sweep smallest] [--sweep-seeds all] [--steps 100] [--augment dihedral]
+        [--select loss] [--pcam DIR] [--no-int8]
 
 Data: the hard demo (`train data demo --difficulty hard`, seed 0): one training set of the largest
 size, of which each run takes the first N images (nested subsets; the labels are a random
@@ -27,10 +28,10 @@ under-trained), at least `--min-epochs`. Learning rate: every model is trained a
 value and the run with the best validation accuracy (ties: lower validation loss) is reported;
 with `--sweep smallest` (default, for CPU time) only at the smallest size, the larger sizes reusing
 the lr chosen there; with `--sweep-seeds first` only for the first of `--seeds`, the other seeds
-reusing the lr chosen for it (per data set, budget and model). The test split never chooses anything. Within a run the checkpoint is `train fit`'s
-best by `--select` (default: validation loss). `--augment` is `train fit --augment` for every run (default dihedral, as
-`train fit`), and `--select` is `train fit --select` (default loss); other values get their own
-cached runs.
+reusing the lr chosen for it (per data set, budget and model). The test split never chooses anything.
+Within a run the checkpoint is `train fit`'s best by `--select` (default: validation loss).
+`--augment` and `--select` are `train fit`'s, for every run (defaults as there: dihedral, loss);
+other values get their own cached runs.
 
 Per (data, budget, model, size, seed): trainable parameters, the chosen lr, val accuracy, test
 accuracy and ROC AUC (float, train/metrics.py), epochs, training time, and "collapsed" where the
@@ -179,7 +180,8 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
 
     epochs = max(a.min_epochs, math.ceil(a.steps * a.batch_size / n))
     key = (f"{tag}_{group}_w{width}_n{n}_s{seed}_lr{lr:g}_e{epochs}_b{a.batch_size}"
-           + ("" if a.augment == "dihedral" else f"_aug-{a.augment}") + ("" if a.select == "loss" else f"_sel-{a.select}"))
+           + ("" if a.augment == "dihedral" else f"_aug-{a.augment}")
+           + ("" if a.select == "loss" else f"_sel-{a.select}"))
     ckpt, res = WORK / "runs" / f"{key}.pt", WORK / "runs" / f"{key}.json"
     r = json.loads(res.read_text()) if res.is_file() else None
     if r is not None:
@@ -214,8 +216,8 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
 def rebase(path: str) -> Path:
     """A path a cached result recorded, under this checkout's WORK: the cache stays valid when the
     checkout (or a copy of its build folder) moves."""
-    tail = str(path).rpartition(f"/{WORK.name}/")[2] if f"/{WORK.name}/" in str(path) else None
-    return WORK / tail if tail else Path(path)
+    _, sep, tail = str(path).rpartition(f"/{WORK.name}/")
+    return WORK / tail if sep else Path(path)
 
 
 def bn_check(ckpt: Path, data: Path) -> dict:
@@ -350,6 +352,8 @@ def plot(rows: list[dict], sizes: list[int], path: Path) -> None:
 
 
 def main():
+    from train.fit import SELECT
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", nargs="+", type=int, default=[256, 1024])
     ap.add_argument("--models", nargs="+", default=["none", "C12", "C4", "C8", "D4"])
@@ -372,7 +376,7 @@ def main():
     ap.add_argument("--pcam", type=Path, help="also run on this PCam folder (PCam-format .h5 files)")
     ap.add_argument("--augment", default="dihedral", help="train fit --augment for every run (none: what the "
                     "dihedral augmentation gives the twin; dihedral+colour: views the invariant models can use)")
-    ap.add_argument("--select", choices=["loss", "accuracy"], default="loss",
+    ap.add_argument("--select", choices=SELECT, default=SELECT[0],
                     help="train fit --select for every run: which epoch's checkpoint each run keeps")
     ap.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--name", default="data_efficiency", help="results file stem under bench/results/")

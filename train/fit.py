@@ -1,4 +1,5 @@
-"""The training loop: AdamW + cosine schedule, best checkpoint by --select (validation loss by default), resumable, DDP."""
+"""The training loop: AdamW + cosine schedule, best checkpoint by --select (default: validation loss),
+resumable, DDP."""
 from __future__ import annotations
 
 import json
@@ -30,6 +31,9 @@ class TrainingError(E2microError):
     """Training cannot go on (diverged, nothing to resume, …)."""
 
 
+SELECT = ("loss", "accuracy")  # FitSettings.select
+
+
 @dataclass(kw_only=True)
 class FitSettings:
     data: str
@@ -51,20 +55,15 @@ class FitSettings:
     # lower loss). On a few hundred images an over-confident model's loss can be lowest at epoch 1.
     select: str = "loss"
 
+    def __post_init__(self):  # a bad --augment / --select is refused before anything is read or written
+        parse_augment(self.augment)
+        if self.select not in SELECT:
+            raise BadInput(f"--select {self.select!r}: use {' or '.join(SELECT)}")
+
 
 # What a resumed run takes from its stored state; a differing flag is refused (epochs may grow).
 RESUME_FIXED = ("group", "width", "batch_size", "lr", "weight_decay", "seed", "activation", "num_classes",
                 "input_size", "augment", "select")
-
-
-SELECT = ("loss", "accuracy")
-
-
-def check_settings(s: FitSettings) -> None:
-    """Refuse a bad --augment / --select before anything is read or written."""
-    parse_augment(s.augment)
-    if s.select not in SELECT:
-        raise BadInput(f"--select {s.select!r}: use {' or '.join(SELECT)}")
 
 
 def better(record: dict, best: dict, select: str) -> bool:
@@ -124,7 +123,6 @@ def fit(s: FitSettings, resume: bool = False, given: dict | None = None, force: 
     `given`: the settings the user set explicitly; with `resume` they must agree with the stored
     run's (a larger `epochs` extends it). Without `resume`, an earlier run's files at `s.out` are
     replaced only with `force`."""
-    check_settings(s)
     check_out(s.out, resume, force)
     d = setup(s.device)
     try:
@@ -283,8 +281,8 @@ def _epoch(net, model, opt, sched, train_split, valid_split, s: FitSettings, d: 
     t0 = time.perf_counter()
     net.train()
     loss_sum = correct = n = 0.0
-    it = prefetch(batches(train_split, s.batch_size, s.input_size, shuffle=True, augment=parse_augment(s.augment), seed=s.seed,
-                          epoch=epoch, rank=d.rank, world=d.world, drop_last=True))
+    it = prefetch(batches(train_split, s.batch_size, s.input_size, shuffle=True, augment=parse_augment(s.augment),
+                          seed=s.seed, epoch=epoch, rank=d.rank, world=d.world, drop_last=True))
     bar = _bar(it, steps, f"epoch {epoch + 1}/{s.epochs}", s.progress and d.main)
     for x, y in bar:
         x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)

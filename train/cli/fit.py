@@ -40,16 +40,16 @@ def fit_command(
                                    weight_decay=weight_decay, seed=seed, activation=activation,
                                    num_classes=num_classes, augment=augment, select=select).items() if v is not None}
     with cli_errors("stopped; with an epoch finished, the same command and --resume continues"):
-        from ..fit import FitSettings, check_settings, fit
+        from ..fit import FitSettings, fit
 
+        # A bad --augment / --select is refused here, so its line comes before any warning.
         settings = FitSettings(data=str(data), out=str(out), device=device, progress=progress, **given)
-        check_settings(settings)  # a bad value is the only line, before any warning
         if not resume and os.environ.get("RANK", "0") == "0":  # once per run: not on resume, not per DDP rank
             warn_single_fields(settings)
         best = fit(settings, resume=resume, given=given, force=force)
     if best is not None:  # rank 0 only
-        typer.echo(f"best epoch {best.get('epoch')}: val loss {best['val_loss']:.4f} acc {best.get('val_acc', float('nan')):.3f}, "
-                   f"checkpoint {out}")
+        acc = best.get("val_acc", float("nan"))  # absent when no epoch improved (val loss never finite)
+        typer.echo(f"best epoch {best.get('epoch')}: val loss {best['val_loss']:.4f} acc {acc:.3f}, checkpoint {out}")
 
 
 def warn_single_fields(s) -> None:
