@@ -3,7 +3,7 @@
     .venv/bin/python bench/data_efficiency.py [--sizes 256 1024] [--width 0.35] [--seeds 0]
         [--models none C12 C4 C8 D4] [--budget width params] [--reference none]
         [--lrs 1e-3 4e-3 8e-3] [--sweep smallest] [--sweep-seeds all] [--steps 100] [--augment dihedral]
-        [--select loss] [--pcam DIR] [--no-int8]
+        [--select loss] [--weight-decay 1e-4] [--pcam DIR] [--no-int8]
 
 Data: the hard demo (`train data demo --difficulty hard`, seed 0): one training set of the largest
 size, of which each run takes the first N images (nested subsets; the labels are a random
@@ -30,7 +30,8 @@ with `--sweep smallest` (default, for CPU time) only at the smallest size, the l
 the lr chosen there; with `--sweep-seeds first` only for the first of `--seeds`, the other seeds
 reusing the lr chosen for it (per data set, budget and model). The test split never chooses anything.
 Within a run the checkpoint is `train fit`'s best by `--select` (default: validation loss).
-`--augment` and `--select` are `train fit`'s, for every run (defaults as there: dihedral, loss);
+`--augment`, `--select` and `--weight-decay` are `train fit`'s, for every run (defaults as there:
+dihedral, loss, 1e-4);
 other values get their own cached runs.
 
 Per (data, budget, model, size, seed): trainable parameters, the chosen lr, val accuracy, test
@@ -181,7 +182,8 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
     epochs = max(a.min_epochs, math.ceil(a.steps * a.batch_size / n))
     key = (f"{tag}_{group}_w{width}_n{n}_s{seed}_lr{lr:g}_e{epochs}_b{a.batch_size}"
            + ("" if a.augment == "dihedral" else f"_aug-{a.augment}")
-           + ("" if a.select == "loss" else f"_sel-{a.select}"))
+           + ("" if a.select == "loss" else f"_sel-{a.select}")
+           + ("" if a.weight_decay == FitSettings.weight_decay else f"_wd-{a.weight_decay:g}"))
     ckpt, res = WORK / "runs" / f"{key}.pt", WORK / "runs" / f"{key}.json"
     r = json.loads(res.read_text()) if res.is_file() else None
     if r is not None:
@@ -194,7 +196,7 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
     t = time.perf_counter()
     best = fit(FitSettings(data=str(data), out=str(ckpt), group=None if group == "none" else group, width=width,
                            epochs=epochs, batch_size=a.batch_size, lr=lr, seed=seed, augment=a.augment,
-                           select=a.select, progress=False), force=True)
+                           select=a.select, weight_decay=a.weight_decay, progress=False), force=True)
     seconds = time.perf_counter() - t
     model, config, _ = load_model(ckpt)
     device = "cuda" if _cuda() else "cpu"
@@ -352,7 +354,7 @@ def plot(rows: list[dict], sizes: list[int], path: Path) -> None:
 
 
 def main():
-    from train.fit import SELECT
+    from train.fit import SELECT, FitSettings
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", nargs="+", type=int, default=[256, 1024])
@@ -378,6 +380,8 @@ def main():
                     "dihedral augmentation gives the twin; dihedral+colour: views the invariant models can use)")
     ap.add_argument("--select", choices=SELECT, default=SELECT[0],
                     help="train fit --select for every run: which epoch's checkpoint each run keeps")
+    ap.add_argument("--weight-decay", type=float, default=FitSettings.weight_decay,
+                    help="train fit's AdamW weight decay for every run (default: train fit's)")
     ap.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--name", default="data_efficiency", help="results file stem under bench/results/")
     a = ap.parse_args()
@@ -480,7 +484,7 @@ def report(a, sets, sizes, rows, sweep, int8_rows, missing, int8_pending):
              f"{a.valid_size} and test {a.test_size} images per set; training subsets are the first N images "
              "(hard demo) or seeded random ones (PCam). Schedule for every model: AdamW + cosine (`train fit`), batch "
              f"{a.batch_size}, epochs = max({a.min_epochs}, ⌈{a.steps} steps · {a.batch_size} / N⌉), weight decay "
-             f"1e-4; lr swept over {', '.join(f'{v:g}' for v in a.lrs)} for every model alike, chosen by val acc "
+             f"{a.weight_decay:g}; lr swept over {', '.join(f'{v:g}' for v in a.lrs)} for every model alike, chosen by val acc "
              + ("at every size" if a.sweep == "all" else f"at N = {sizes[0]} and reused at the larger sizes")
              + (f", for seed {a.seeds[0]} only (the other seeds reuse its lr). " if a.sweep_seeds == "first" and len(a.seeds) > 1
                 else ", for every seed. ")
