@@ -162,3 +162,29 @@ def test_select_keeps_the_lowest_loss_or_the_most_accurate_epoch(tmp_path, demo_
                             "--select", "auc", *ARGS])
     assert r.exit_code == 1 and "--select 'auc'" in r.output and len(r.output.strip().splitlines()) == 1
     assert not list(tmp_path.glob("x*"))
+
+
+def test_init_hook_sees_the_seeded_model_before_the_first_batch(tmp_path, demo_dir, monkeypatch):
+    """fit(init=…) (bench/seed_failure.py) runs once on the model as seeded, before any batch is read."""
+    import train.fit as fit_module
+    from train.config import ModelConfig
+    from train.fit import FitSettings, fit
+    from train.model import model_from_config
+
+    events = []
+
+    def spy(*args, **kwargs):
+        events.append("batches")
+        raise KeyboardInterrupt
+
+    def init(model):
+        torch.manual_seed(3)
+        seeded = model_from_config(ModelConfig(group="C4", width=0.25))
+        events.append(all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                             seeded.state_dict().values())))
+
+    monkeypatch.setattr(fit_module, "batches", spy)
+    with pytest.raises(KeyboardInterrupt):
+        fit(FitSettings(data=str(demo_dir), out=str(tmp_path / "m.pt"), group="C4", width=0.25, seed=3,
+                        progress=False), init=init)
+    assert events == [True, "batches"]

@@ -117,16 +117,18 @@ def _evaluate_loss(model, split, s: FitSettings, d: Dist) -> tuple[float, float]
     return loss_sum / n, correct / n
 
 
-def fit(s: FitSettings, resume: bool = False, given: dict | None = None, force: bool = False) -> dict | None:
+def fit(s: FitSettings, resume: bool = False, given: dict | None = None, force: bool = False,
+        init=None) -> dict | None:
     """Train; returns the best epoch's metrics (None on ranks > 0, which write nothing).
 
     `given`: the settings the user set explicitly; with `resume` they must agree with the stored
     run's (a larger `epochs` extends it). Without `resume`, an earlier run's files at `s.out` are
-    replaced only with `force`."""
+    replaced only with `force`. `init(model)`, if given, runs on a new run's freshly seeded model
+    before training (bench/seed_failure.py transplants parts of another seed's initialisation)."""
     check_out(s.out, resume, force)
     d = setup(s.device)
     try:
-        return _fit(s, resume, d, given if given is not None else {})
+        return _fit(s, resume, d, given if given is not None else {}, init)
     finally:
         teardown()
 
@@ -178,17 +180,17 @@ def resumed_settings(stored: FitSettings, s: FitSettings, given: dict, done: int
     return replace(stored, data=s.data, out=s.out, device=s.device, progress=s.progress, epochs=epochs), notes
 
 
-def _fit(s: FitSettings, resume: bool, d: Dist, given: dict) -> dict | None:
+def _fit(s: FitSettings, resume: bool, d: Dist, given: dict, init=None) -> dict | None:
     out, spath = Path(s.out), state_path(s.out)
     saved = {"state": None, "best": None}  # what is on disk, for an interrupted run's last line
     try:
-        return _train(s, resume, d, given, saved)
+        return _train(s, resume, d, given, saved, init)
     except KeyboardInterrupt as e:
         e.kept = _kept(out, spath, saved, s.epochs)
         raise
 
 
-def _train(s: FitSettings, resume: bool, d: Dist, given: dict, saved: dict) -> dict | None:
+def _train(s: FitSettings, resume: bool, d: Dist, given: dict, saved: dict, init=None) -> dict | None:
     out, spath, lpath = Path(s.out), state_path(s.out), log_path(s.out)
     s = replace(s, data=str(Path(s.data).resolve()))  # conversion finds the data again from anywhere
     state = None
@@ -220,6 +222,8 @@ def _train(s: FitSettings, resume: bool, d: Dist, given: dict, saved: dict) -> d
     model = model_from_config(config)
     if state:
         load_weights(model, state["model"])
+    elif init is not None:
+        init(model)
     model.to(d.device)
     net = model
     if d.world > 1:
