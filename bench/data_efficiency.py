@@ -199,7 +199,7 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
                            select=a.select, weight_decay=a.weight_decay, progress=False), force=True)
     seconds = time.perf_counter() - t
     model, config, _ = load_model(ckpt)
-    device = "cuda" if _cuda() else "cpu"
+    device = torch_device()
     logits, labels = test_logits(model, config, data, device)
     pred = logits.argmax(1)
     ev = {"accuracy": metrics.accuracy(logits, labels), "roc_auc": metrics.roc_auc(logits, labels)}
@@ -234,7 +234,7 @@ def bn_check(ckpt: Path, data: Path) -> dict:
     from train.data.pcam import PCamSplit
 
     model, config, _ = load_model(ckpt)
-    device = "cuda" if _cuda() else "cpu"
+    device = torch_device()
     for m in model.modules():  # torch's batch norms and the equivariant FieldBatchNorm alike
         if hasattr(m, "running_var") and hasattr(m, "momentum"):
             m.running_mean.zero_()
@@ -269,10 +269,10 @@ def test_logits(model, config, data: Path, device: str) -> tuple[np.ndarray, np.
     return np.concatenate(out), np.concatenate(labels)
 
 
-def _cuda() -> bool:
+def torch_device() -> str:
     import torch
 
-    return torch.cuda.is_available()
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def int8(r: dict) -> dict:

@@ -1,7 +1,7 @@
 """Why one seed fails: transplant parts of another seed's initialisation into its run.
 
     .venv/bin/python bench/seed_failure.py [--group C12] [--width 0.35] [--seeds 0 2]
-        [--parts single all] [--train-images 256] [--steps 100] [--lr 8e-3]
+        [--parts single all] [--train-images 256] [--steps 100] [--lr 8e-3] [--name seed_failure]
 
 `bench/data_efficiency.py` found equivariant runs that fail on some seeds and learn on others, on
 the same images with the same schedule (C12 at width 0.35: seed 2). A seed sets two things: the
@@ -16,7 +16,7 @@ that are a single regular field, `train fit`'s warning: for C12 at 0.35 the stem
 a transplant (`none`) are the reference. Data: the hard demo of `bench/data_efficiency.py` (its
 first `--train-images` images, the same valid/test splits). Schedule as there: AdamW + cosine,
 batch 32, about `--steps` steps, best checkpoint by validation loss. Runs are cached under
-build/bench/seed_failure/. Writes bench/results/seed_failure.md.
+build/bench/seed_failure/. Writes bench/results/<name>.md.
 """
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def run(data: Path, a, seed: int, part: str, donor: int | None) -> dict:
     best = fit(FitSettings(data=str(data), out=str(ckpt), group=a.group, width=a.width, epochs=epochs,
                            batch_size=32, lr=a.lr, seed=seed, progress=False), force=True, init=init)
     model, config, _ = load_model(ckpt)
-    logits, labels = de.test_logits(model, config, data, "cuda" if de._cuda() else "cpu")
+    logits, labels = de.test_logits(model, config, data, de.torch_device())
     r = {"seed": seed, "part": part if donor is not None else "none", "donor": donor, "best_epoch": best["epoch"],
          "val_acc": best["val_acc"], "test_acc": metrics.accuracy(logits, labels),
          "train_seconds": round(time.perf_counter() - t, 1)}
@@ -116,6 +116,7 @@ def main():
     ap.add_argument("--pool", type=int, default=1024, help="as bench/data_efficiency.py --pool (same images)")
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--lr", type=float, default=8e-3)
+    ap.add_argument("--name", default="seed_failure", help="results file stem under bench/results/")
     a = ap.parse_args()
     from train.config import ModelConfig
     from train.groups import parse_group
@@ -137,7 +138,7 @@ def main():
               f"about {a.steps} steps (batch 32), test split of 512 images (one run each: SE ≈ 2 pt). "
               "`a ← b`: seed a's run (its batch order and augmentation, and its initialisation outside the part) "
               "with the part's initialisation from seed b.\n")
-    write("seed_failure", "Which part of a seed's initialisation carries a failing run", body,
+    write(a.name, "Which part of a seed's initialisation carries a failing run", body,
           "python bench/seed_failure.py " + " ".join(sys.argv[1:]))
 
 
