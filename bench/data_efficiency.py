@@ -30,8 +30,7 @@ with `--sweep smallest` (default, for CPU time) only at the smallest size, the l
 the lr chosen there; with `--sweep-seeds first` only for the first of `--seeds`, the other seeds
 reusing the lr chosen for it (per data set, budget and model). The test split never chooses anything.
 Within a run the checkpoint is `train fit`'s best by `--select` (default: validation loss).
-`--augment`, `--select` and `--weight-decay` are `train fit`'s, for every run (defaults as there:
-dihedral, loss, 1e-4);
+`--augment`, `--select` and `--weight-decay` are `train fit`'s, for every run (defaults as there);
 other values get their own cached runs.
 
 Per (data, budget, model, size, seed): trainable parameters, the chosen lr, val accuracy, test
@@ -59,6 +58,8 @@ from common import RESULTS, table, write  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "bench" / "data_efficiency"
 LABEL = {"none": "conventional"}
+# The schedule's and the splits' defaults (bench/seed_failure.py trains on the same terms).
+BATCH, MIN_EPOCHS, VALID, TEST = 32, 3, 256, 512
 
 
 def label(group: str) -> str:
@@ -369,10 +370,10 @@ def main():
     ap.add_argument("--sweep-seeds", choices=["all", "first"], default="all",
                     help="sweep --lrs for every seed, or for the first of --seeds only (the others reuse its lr)")
     ap.add_argument("--steps", type=int, default=100, help="optimizer steps per run (epochs = steps·batch/N)")
-    ap.add_argument("--min-epochs", type=int, default=3)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--valid-size", type=int, default=256)
-    ap.add_argument("--test-size", type=int, default=512)
+    ap.add_argument("--min-epochs", type=int, default=MIN_EPOCHS)
+    ap.add_argument("--batch-size", type=int, default=BATCH)
+    ap.add_argument("--valid-size", type=int, default=VALID)
+    ap.add_argument("--test-size", type=int, default=TEST)
     ap.add_argument("--pool", type=int, help="hard demo training images generated (default: the largest size); "
                     "subsets are its first N, so runs with the same pool share them")
     ap.add_argument("--pcam", type=Path, help="also run on this PCam folder (PCam-format .h5 files)")
@@ -393,6 +394,8 @@ def main():
         a.augment = "+".join(parse_augment(a.augment)) or "none"
     except BadInput as e:
         raise SystemExit(f"error: {e}")
+    if a.weight_decay < 0:
+        raise SystemExit(f"error: --weight-decay {a.weight_decay:g}: must be at least 0")
     sizes = sorted(a.sizes)
 
     sets = [("hard demo", hard_demo(sizes, a.valid_size, a.test_size, a.pool))]

@@ -12,10 +12,11 @@ failing seed's copy of it makes the other run fail and the other's copy rescues 
 
 Parts: `all` (the whole initialisation: what remains is the batch order), `single` (the stages
 that are a single regular field, `train fit`'s warning: for C12 at 0.35 the stem and stages 1–3),
-`stem`, `stage K`'s blocks, or a module name of the model (`blocks.3`, `head_conv`). Runs without
-a transplant (`none`) are the reference. Data: the hard demo of `bench/data_efficiency.py` (its
-first `--train-images` images, the same valid/test splits). Schedule as there: AdamW + cosine,
-batch 32, about `--steps` steps, best checkpoint by validation loss. Runs are cached under
+`stem`, `stage K` (its blocks, K = 1…7), `head` (the head conv, as in `train fit`'s warning), or
+any other module name of the model (`blocks.3`). Runs without a transplant are the reference.
+Data: the hard demo of `bench/data_efficiency.py` (the first `--train-images` of its `--pool`
+images, the same valid/test splits). Schedule and splits as there at its defaults: AdamW + cosine,
+about `--steps` steps, best checkpoint by validation loss. Runs are cached under
 build/bench/seed_failure/. Writes bench/results/<name>.md.
 """
 from __future__ import annotations
@@ -45,35 +46,35 @@ def modules_of(part: str, config) -> list[str]:
         g = parse_group(config.group)
         names = [n for n, _ in single_field_stages(config.width, g.order, config.input_size)]
         if not names:
-            raise SystemExit(f"--parts single: {config.group} at width {config.width} has no single-field stage")
+            raise SystemExit(f"error: --parts single: {config.group} at width {config.width} has no single-field stage")
         return [m for n in names for m in modules_of(n, config)]
     if part == "stem":
         return ["stem"]
     if part == "head":
         return ["head_conv"]
-    if part.startswith("stage "):
-        k = int(part.split()[1])
+    if part.startswith("stage"):
+        k = part[len("stage"):].strip()
+        if not k.isdigit() or not 1 <= int(k) <= len(MOBILENETV2):
+            raise SystemExit(f"error: --parts {part!r}: stages are 'stage 1' … 'stage {len(MOBILENETV2)}'")
+        k = int(k)
         first = sum(n for _, _, n, _ in MOBILENETV2[:k - 1])
         return [f"blocks.{i}" for i in range(first, first + MOBILENETV2[k - 1][2])]
     return [part]
 
 
 def transplant(names: list[str], donor_seed: int):
-    """`train fit`'s init hook: copy the named modules from a model built with `donor_seed`. The
-    global RNG is left as it was, so the rest of the run is the run's own."""
+    """`train fit`'s init hook: copy the named modules from a model built with `donor_seed`. torch's
+    RNGs are left as they were, so the rest of the run is the run's own."""
     import torch
 
     from train.model import model_from_config
 
     def init(model):
-        state = torch.random.get_rng_state()
-        torch.manual_seed(donor_seed)
-        donor = dict(model_from_config(model.config).named_modules())
-        torch.random.set_rng_state(state)
+        with torch.random.fork_rng():
+            torch.manual_seed(donor_seed)
+            donor = dict(model_from_config(model.config).named_modules())
         mine = dict(model.named_modules())
         for n in names:
-            if n not in mine:
-                raise SystemExit(f"--parts: the model has no module {n!r}")
             mine[n].load_state_dict(donor[n].state_dict())
     return init
 
@@ -85,8 +86,8 @@ def run(data: Path, a, seed: int, part: str, donor: int | None) -> dict:
     from train.config import ModelConfig
     from train.fit import FitSettings, fit
 
-    epochs = max(3, math.ceil(a.steps * 32 / a.train_images))
-    key = (f"{a.group}_w{a.width}_n{a.train_images}_s{seed}_lr{a.lr:g}_e{epochs}"
+    epochs = max(de.MIN_EPOCHS, math.ceil(a.steps * de.BATCH / a.train_images))
+    key = (f"{a.group}_w{a.width}_n{a.train_images}_p{a.pool}_s{seed}_lr{a.lr:g}_e{epochs}"
            + ("" if donor is None else f"_{part.replace(' ', '')}-from-s{donor}"))
     ckpt, res = WORK / f"{key}.pt", WORK / f"{key}.json"
     if res.is_file():
@@ -96,7 +97,7 @@ def run(data: Path, a, seed: int, part: str, donor: int | None) -> dict:
     init = None if donor is None else transplant(modules_of(part, config), donor)
     t = time.perf_counter()
     best = fit(FitSettings(data=str(data), out=str(ckpt), group=a.group, width=a.width, epochs=epochs,
-                           batch_size=32, lr=a.lr, seed=seed, progress=False), force=True, init=init)
+                           batch_size=de.BATCH, lr=a.lr, seed=seed, progress=False), force=True, init=init)
     model, config, _ = load_model(ckpt)
     logits, labels = de.test_logits(model, config, data, de.torch_device())
     r = {"seed": seed, "part": part if donor is not None else "none", "donor": donor, "best_epoch": best["epoch"],
@@ -118,14 +119,25 @@ def main():
     ap.add_argument("--lr", type=float, default=8e-3)
     ap.add_argument("--name", default="seed_failure", help="results file stem under bench/results/")
     a = ap.parse_args()
+    from e2micro.errors import BadInput
     from train.config import ModelConfig
-    from train.groups import parse_group
+    from train.model import model_from_config
 
-    if parse_group(a.group) is None:
-        raise SystemExit("--group: give an equivariant group (the twin has no single-field stage)")
-    config = ModelConfig(group=a.group, width=a.width)
-    data = de.hard_demo([a.train_images], 256, 512, a.pool)[a.train_images]
+    try:
+        config = ModelConfig(group=a.group, width=a.width)
+    except BadInput as e:
+        raise SystemExit(f"error: {e}")
+    if config.group_spec is None:
+        raise SystemExit("error: --group: give an equivariant group (the conventional twin is the reference elsewhere)")
     sa, sb = a.seeds
+    if sa == sb:
+        raise SystemExit("error: --seeds: give two different seeds")
+    known = dict(model_from_config(config).named_modules())
+    for part in a.parts:  # refused before anything trains
+        missing = [n for n in modules_of(part, config) if n not in known]
+        if missing:
+            raise SystemExit(f"error: --parts {part!r}: the model has no module {missing[0]!r}")
+    data = de.hard_demo([a.train_images], de.VALID, de.TEST, a.pool)[a.train_images]
     rows = [["none", "—", sa, f"{run(data, a, sa, 'none', None)['test_acc']:.3f}"],
             ["none", "—", sb, f"{run(data, a, sb, 'none', None)['test_acc']:.3f}"]]
     for part in a.parts:
@@ -135,7 +147,8 @@ def main():
                          f"{r['test_acc']:.3f}"])
     body = (table(["transplanted part", "modules", "run seed ← init from seed", "test acc"], rows)
             + f"\n\n{a.group} at width {a.width}, {a.train_images} hard-demo training images, lr {a.lr:g}, "
-              f"about {a.steps} steps (batch 32), test split of 512 images (one run each: SE ≈ 2 pt). "
+              f"about {a.steps} steps (batch {de.BATCH}), test split of {de.TEST} images (one run each: "
+              "SE ≈ 2 pt). "
               "`a ← b`: seed a's run (its batch order and augmentation, and its initialisation outside the part) "
               "with the part's initialisation from seed b.\n")
     write(a.name, "Which part of a seed's initialisation carries a failing run", body,
