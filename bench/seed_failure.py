@@ -129,6 +129,8 @@ def main():
         raise SystemExit(f"error: {e}")
     if config.group_spec is None:
         raise SystemExit("error: --group: give an equivariant group (the conventional twin is the reference elsewhere)")
+    if a.lr <= 0 or a.steps < 1 or a.train_images < 1:
+        raise SystemExit("error: --lr, --steps and --train-images must be positive")
     sa, sb = a.seeds
     if sa == sb:
         raise SystemExit("error: --seeds: give two different seeds")
