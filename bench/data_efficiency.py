@@ -3,7 +3,7 @@
     .venv/bin/python bench/data_efficiency.py [--sizes 256 1024] [--width 0.35] [--seeds 0]
         [--models none C12 C4 C8 D4] [--budget width params] [--reference none]
         [--lrs 1e-3 4e-3 8e-3] [--sweep smallest] [--sweep-seeds all] [--steps 100] [--augment dihedral]
-        [--select loss] [--weight-decay 1e-4] [--pcam DIR] [--no-int8]
+        [--select loss] [--weight-decay 1e-4] [--min-fields 2] [--pcam DIR] [--no-int8]
 
 Data: the hard demo (`train data demo --difficulty hard`, seed 0): one training set of the largest
 size, of which each run takes the first N images (nested subsets; the labels are a random
@@ -30,8 +30,10 @@ with `--sweep smallest` (default, for CPU time) only at the smallest size, the l
 the lr chosen there; with `--sweep-seeds first` only for the first of `--seeds`, the other seeds
 reusing the lr chosen for it (per data set, budget and model). The test split never chooses anything.
 Within a run the checkpoint is `train fit`'s best by `--select` (default: validation loss).
-`--augment`, `--select` and `--weight-decay` are `train fit`'s, for every run (defaults as there);
-other values get their own cached runs.
+`--augment`, `--select`, `--weight-decay` and `--min-fields` (equivariant models only) are `train
+fit`'s, for every run (defaults as there); other values get their own cached runs. Result files
+written before `--min-fields` existed were measured with 1 field at least (their reproduce lines
+say `--min-fields 1`).
 
 Per (data, budget, model, size, seed): trainable parameters, the chosen lr, val accuracy, test
 accuracy and ROC AUC (float, train/metrics.py), epochs, training time, and "collapsed" where the
@@ -66,20 +68,33 @@ def label(group: str) -> str:
     return LABEL.get(group, group)
 
 
-def trainable_params(group: str, width: float) -> int:
+def trainable_params(group: str, width: float, min_fields: int = 1) -> int:
     from train.config import ModelConfig
     from train.model import model_from_config
 
-    m = model_from_config(ModelConfig(group=None if group == "none" else group, width=width))
+    twin = group == "none"
+    m = model_from_config(ModelConfig(group=None if twin else group, width=width,
+                                      min_fields=1 if twin else min_fields))
     return sum(p.numel() for p in m.parameters() if p.requires_grad)
 
 
-def matched_width(group: str, target: int, cache: dict) -> tuple[float, int]:
+def floored(group: str, width: float, min_fields: int) -> bool:
+    """Whether `--min-fields` changes this model's architecture (a run's cache key says so only then,
+    so the keys from before the option existed stay those of the same models)."""
+    from train.config import DEFAULT_INPUT_SIZE as S
+    from train.groups import parse_group
+    from train.plain.table import decode
+
+    g = None if group == "none" else parse_group(group)
+    return g is not None and decode(width, g.order, S, min_fields) != decode(width, g.order, S, 1)
+
+
+def matched_width(group: str, target: int, cache: dict, min_fields: int = 1) -> tuple[float, int]:
     """The width (a multiple of 0.025, at most 2) whose trainable parameters come closest to `target`.
     Parameters grow with width, so a bisection over the grid finds the crossing."""
     def n(w):
         if (group, w) not in cache:
-            cache[(group, w)] = trainable_params(group, w)
+            cache[(group, w)] = trainable_params(group, w, min_fields)
         return cache[(group, w)]
 
     grid = [round(0.025 * k, 3) for k in range(1, 81)]
@@ -184,7 +199,8 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
     key = (f"{tag}_{group}_w{width}_n{n}_s{seed}_lr{lr:g}_e{epochs}_b{a.batch_size}"
            + ("" if a.augment == "dihedral" else f"_aug-{a.augment}")
            + ("" if a.select == "loss" else f"_sel-{a.select}")
-           + ("" if a.weight_decay == FitSettings.weight_decay else f"_wd-{a.weight_decay:g}"))
+           + ("" if a.weight_decay == FitSettings.weight_decay else f"_wd-{a.weight_decay:g}")
+           + (f"_mf{a.min_fields}" if floored(group, width, a.min_fields) else ""))
     ckpt, res = WORK / "runs" / f"{key}.pt", WORK / "runs" / f"{key}.json"
     r = json.loads(res.read_text()) if res.is_file() else None
     if r is not None:
@@ -197,7 +213,8 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
     t = time.perf_counter()
     best = fit(FitSettings(data=str(data), out=str(ckpt), group=None if group == "none" else group, width=width,
                            epochs=epochs, batch_size=a.batch_size, lr=lr, seed=seed, augment=a.augment,
-                           select=a.select, weight_decay=a.weight_decay, progress=False), force=True)
+                           select=a.select, weight_decay=a.weight_decay, min_fields=a.min_fields,
+                           progress=False), force=True)
     seconds = time.perf_counter() - t
     model, config, _ = load_model(ckpt)
     device = torch_device()
@@ -383,6 +400,8 @@ def main():
                     help="train fit --select for every run: which epoch's checkpoint each run keeps")
     ap.add_argument("--weight-decay", type=float, default=FitSettings.weight_decay,
                     help="train fit's AdamW weight decay for every run (default: train fit's)")
+    ap.add_argument("--min-fields", type=int, default=FitSettings.min_fields,
+                    help="train fit --min-fields for the equivariant models (default: train fit's)")
     ap.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--name", default="data_efficiency", help="results file stem under bench/results/")
     a = ap.parse_args()
@@ -396,6 +415,10 @@ def main():
         raise SystemExit(f"error: {e}")
     if a.weight_decay < 0:
         raise SystemExit(f"error: --weight-decay {a.weight_decay:g}: must be at least 0")
+    try:
+        FitSettings(data="", out="", min_fields=a.min_fields)
+    except BadInput as e:
+        raise SystemExit(f"error: {e}")
     sizes = sorted(a.sizes)
 
     sets = [("hard demo", hard_demo(sizes, a.valid_size, a.test_size, a.pool))]
@@ -405,8 +428,8 @@ def main():
     widths = {("width", g): a.width for g in a.models}
     a.matched = {}
     if "params" in a.budget:
-        target = trainable_params(a.reference, a.width)
-        a.matched = {g: matched_width(g, target, pcache) for g in a.models}
+        target = trainable_params(a.reference, a.width, a.min_fields)
+        a.matched = {g: matched_width(g, target, pcache, a.min_fields) for g in a.models}
         widths.update({("params", g): w for g, (w, _) in a.matched.items()})
     planned = [(name, budget, g, n, seed) for name, _ in sets for n in sizes for budget in a.budget
                for g in a.models for seed in a.seeds]  # smallest size first: a stopped run has it whole
@@ -487,7 +510,8 @@ def report(a, sets, sizes, rows, sweep, int8_rows, missing, int8_pending):
              f"{a.valid_size} and test {a.test_size} images per set; training subsets are the first N images "
              "(hard demo) or seeded random ones (PCam). Schedule for every model: AdamW + cosine (`train fit`), batch "
              f"{a.batch_size}, epochs = max({a.min_epochs}, ⌈{a.steps} steps · {a.batch_size} / N⌉), weight decay "
-             f"{a.weight_decay:g}; lr swept over {', '.join(f'{v:g}' for v in a.lrs)} for every model alike, chosen by val acc "
+             f"{a.weight_decay:g}; every stage of the equivariant models at least {a.min_fields} regular "
+             f"field{'s' if a.min_fields > 1 else ''} (`--min-fields`); lr swept over {', '.join(f'{v:g}' for v in a.lrs)} for every model alike, chosen by val acc "
              + ("at every size" if a.sweep == "all" else f"at N = {sizes[0]} and reused at the larger sizes")
              + (f", for seed {a.seeds[0]} only (the other seeds reuse its lr). " if a.sweep_seeds == "first" and len(a.seeds) > 1
                 else ", for every seed. ")
@@ -495,8 +519,8 @@ def report(a, sets, sizes, rows, sweep, int8_rows, missing, int8_pending):
                "weights with every batch norm's running statistics re-estimated on the run's training images "
                "(a collapse this undoes comes from the statistics lagging the weights in a short run). "
              + (f"Budget `params`: widths (multiples of 0.025) matched to {label(a.reference)} at width {a.width} "
-                f"({trainable_params(a.reference, a.width):,} trainable parameters): "
-                + ", ".join(f"{label(g)} {w} ({p:,}, {100 * (p / trainable_params(a.reference, a.width) - 1):+.0f} %)"
+                f"({trainable_params(a.reference, a.width, a.min_fields):,} trainable parameters): "
+                + ", ".join(f"{label(g)} {w} ({p:,}, {100 * (p / trainable_params(a.reference, a.width, a.min_fields) - 1):+.0f} %)"
                             for g, (w, p) in a.matched.items()) + ". " if "params" in a.budget else "")
              + f"Device: {', '.join(devices)}. PCam: {'measured' if a.pcam else 'not measured in this run (no --pcam)'}. "
              f"Wall time of this invocation so far: {time.perf_counter() - a.started:.0f} s (runs and conversions cached "

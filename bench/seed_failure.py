@@ -1,7 +1,8 @@
 """Why one seed fails: transplant parts of another seed's initialisation into its run.
 
     .venv/bin/python bench/seed_failure.py [--group C12] [--width 0.35] [--seeds 0 2]
-        [--parts single all] [--train-images 256] [--steps 100] [--lr 8e-3] [--name seed_failure]
+        [--parts single all] [--train-images 256] [--steps 100] [--lr 8e-3] [--min-fields 1]
+        [--name seed_failure]
 
 `bench/data_efficiency.py` found equivariant runs that fail on some seeds and learn on others, on
 the same images with the same schedule (C12 at width 0.35: seed 2). A seed sets two things: the
@@ -44,7 +45,7 @@ def modules_of(part: str, config) -> list[str]:
         return [""]
     if part == "single":
         g = parse_group(config.group)
-        names = [n for n, _ in single_field_stages(config.width, g.order, config.input_size)]
+        names = [n for n, _ in single_field_stages(config.width, g.order, config.input_size, config.min_fields)]
         if not names:
             raise SystemExit(f"error: --parts single: {config.group} at width {config.width} has no single-field stage")
         return [m for n in names for m in modules_of(n, config)]
@@ -88,16 +89,18 @@ def run(data: Path, a, seed: int, part: str, donor: int | None) -> dict:
 
     epochs = max(de.MIN_EPOCHS, math.ceil(a.steps * de.BATCH / a.train_images))
     key = (f"{a.group}_w{a.width}_n{a.train_images}_p{a.pool}_s{seed}_lr{a.lr:g}_e{epochs}"
+           + ("" if a.min_fields == 1 else f"_mf{a.min_fields}")
            + ("" if donor is None else f"_{part.replace(' ', '')}-from-s{donor}"))
     ckpt, res = WORK / f"{key}.pt", WORK / f"{key}.json"
     if res.is_file():
         return json.loads(res.read_text())
     WORK.mkdir(parents=True, exist_ok=True)
-    config = ModelConfig(group=a.group, width=a.width)
+    config = ModelConfig(group=a.group, width=a.width, min_fields=a.min_fields)
     init = None if donor is None else transplant(modules_of(part, config), donor)
     t = time.perf_counter()
     best = fit(FitSettings(data=str(data), out=str(ckpt), group=a.group, width=a.width, epochs=epochs,
-                           batch_size=de.BATCH, lr=a.lr, seed=seed, progress=False), force=True, init=init)
+                           batch_size=de.BATCH, lr=a.lr, seed=seed, min_fields=a.min_fields, progress=False),
+               force=True, init=init)
     model, config, _ = load_model(ckpt)
     logits, labels = de.test_logits(model, config, data, de.torch_device())
     r = {"seed": seed, "part": part if donor is not None else "none", "donor": donor, "best_epoch": best["epoch"],
@@ -117,6 +120,8 @@ def main():
     ap.add_argument("--pool", type=int, default=1024, help="as bench/data_efficiency.py --pool (same images)")
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--lr", type=float, default=8e-3)
+    ap.add_argument("--min-fields", type=int, default=1, help="train fit --min-fields (default 1: the single-field "
+                    "stages whose failure this bench measures)")
     ap.add_argument("--name", default="seed_failure", help="results file stem under bench/results/")
     a = ap.parse_args()
     from e2micro.errors import BadInput
@@ -124,7 +129,7 @@ def main():
     from train.model import model_from_config
 
     try:
-        config = ModelConfig(group=a.group, width=a.width)
+        config = ModelConfig(group=a.group, width=a.width, min_fields=a.min_fields)
     except BadInput as e:
         raise SystemExit(f"error: {e}")
     if config.group_spec is None:

@@ -131,6 +131,26 @@ def test_relu_variant_is_invariant_and_exports():
         build_model("C4", activation="gelu")
 
 
+def test_two_field_floor_is_invariant_exports_and_is_stored():
+    torch.manual_seed(0)
+    net = set_bn_statistics(build_model("C12", 0.25, min_fields=2))
+    assert net.arch.stem == 24 and min(b.cout for b in net.arch.blocks) == 24
+    assert max(e for el, e in net.check_equivariance().items() if is_grid_symmetry(net.group, el)) < FLOAT32_NET
+    plain = net.export()
+    x = torch.rand(2, 3, 95, 95) * 255
+    with torch.no_grad():
+        assert torch.allclose(plain(x), net(x), rtol=1e-5, atol=1e-5 * net(x).abs().max())
+    d = net.config.to_dict()
+    assert d["min_fields"] == 2 and ModelConfig.from_dict(d) == net.config
+    old = {k: v for k, v in d.items() if k != "min_fields"}  # a checkpoint written before the key existed
+    assert ModelConfig.from_dict(old).min_fields == 1
+    for bad in (0, 9, 1.5, True):
+        with pytest.raises(ValueError, match="min_fields"):
+            ModelConfig(group="C12", min_fields=bad)
+    with pytest.raises(ValueError, match="twin"):
+        ModelConfig(group=None, min_fields=2)
+
+
 def test_input_contract():
     net = build_model("C4", 0.25).eval()
     with torch.no_grad():

@@ -26,6 +26,10 @@ class ModelConfig:
     # MobileNetV2's ReLU6, or ReLU, which commutes with scaling: cross-layer equalization is then
     # exact at conversion (ReLU6 has to be replaced there, which changes the function).
     activation: str = "relu6"
+    # Regular fields every stage has at least (equivariant models only). 1 is MobileNetV2's rounding:
+    # at small widths the early stages are then one field, a few distinct filters (README). Absent
+    # from checkpoints written before it existed, which were all built with 1.
+    min_fields: int = 1
 
     def __post_init__(self):
         g = parse_group(self.group)
@@ -46,6 +50,10 @@ class ModelConfig:
             raise BadInput("mean and std need 3 values each, std positive")
         if self.activation not in ("relu6", "relu"):
             raise BadInput(f"activation must be relu6 or relu, got {self.activation!r}")
+        if isinstance(self.min_fields, bool) or not isinstance(self.min_fields, int) or not 1 <= self.min_fields <= 8:
+            raise BadInput(f"min_fields must be a whole number from 1 to 8, got {self.min_fields!r}")
+        if g is None and self.min_fields != 1:
+            raise BadInput("min_fields applies to equivariant models (regular fields); the conventional twin has none")
         if int(self.input_size) % 2 == 0:
             raise BadInput(
                 f"input size {self.input_size} is even: the model needs odd grids so that rotations "

@@ -47,6 +47,9 @@ class FitSettings:
     seed: int = 0
     input_size: int = 95
     activation: str = "relu6"
+    # Regular fields every stage has at least (equivariant models; the twin ignores it): with 1, C12
+    # at width 0.35 has single-field early stages and some seeds fail (README, data efficiency).
+    min_fields: int = 2
     device: str = "auto"
     progress: bool = True
     num_classes: int = 2  # PCam is binary; labels outside 0..num_classes-1 are refused
@@ -59,11 +62,13 @@ class FitSettings:
         parse_augment(self.augment)
         if self.select not in SELECT:
             raise BadInput(f"--select {self.select!r}: use {' or '.join(SELECT)}")
+        if isinstance(self.min_fields, bool) or not isinstance(self.min_fields, int) or not 1 <= self.min_fields <= 8:
+            raise BadInput(f"--min-fields {self.min_fields!r}: give a whole number from 1 to 8")
 
 
 # What a resumed run takes from its stored state; a differing flag is refused (epochs may grow).
 RESUME_FIXED = ("group", "width", "batch_size", "lr", "weight_decay", "seed", "activation", "num_classes",
-                "input_size", "augment", "select")
+                "input_size", "augment", "select", "min_fields")
 
 
 def better(record: dict, best: dict, select: str) -> bool:
@@ -79,7 +84,7 @@ def single_field_stages(s: FitSettings) -> list[tuple[str, int]]:
     from .plain.table import single_field_stages as stages
 
     g = parse_group(s.group)
-    return [] if g is None else stages(s.width, g.order, s.input_size)
+    return [] if g is None else stages(s.width, g.order, s.input_size, s.min_fields)
 
 
 def state_path(out: str | Path) -> Path:
@@ -201,7 +206,8 @@ def _train(s: FitSettings, resume: bool, d: Dist, given: dict, saved: dict, init
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise TrainingError(f"{spath}: not an e2micro training state")
         try:
-            stored = FitSettings(**state["settings"])
+            # States saved before min_fields existed were all trained with 1 field at least.
+            stored = FitSettings(**{"min_fields": 1, **state["settings"]})
         except (TypeError, KeyError) as e:
             raise TrainingError(f"{spath}: training state without usable settings ({e})") from None
         s, notes = resumed_settings(stored, s, given, int(state.get("epoch", 0)))
@@ -217,7 +223,7 @@ def _train(s: FitSettings, resume: bool, d: Dist, given: dict, saved: dict, init
                            + (" (PCam is binary; give --num-classes for more classes)" if s.num_classes == 2 else ""))
     config = (ModelConfig.from_dict(state["config"]) if state else
               ModelConfig(group=s.group, width=s.width, num_classes=s.num_classes, input_size=s.input_size,
-                          activation=s.activation))
+                          activation=s.activation, min_fields=s.min_fields if parse_group(s.group) else 1))
     torch.manual_seed(s.seed)
     model = model_from_config(config)
     if state:

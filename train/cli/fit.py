@@ -22,6 +22,9 @@ def fit_command(
     seed: int = typer.Option(None, min=0, help="[default: 0]"),
     activation: str = typer.Option(None, help="relu6 (MobileNetV2) or relu (cross-layer equalization is "
                                               "then exact at conversion).  [default: relu6]"),
+    min_fields: int = typer.Option(None, "--min-fields", help="Regular fields every stage has at least "
+                                   "(equivariant groups only; 1 is MobileNetV2's rounding, which leaves small "
+                                   "widths single-field early stages).  [default: 2]"),
     num_classes: int = typer.Option(None, "--num-classes", min=2, help="Classes in the labels (PCam: 2).  "
                                                                        "[default: 2]"),
     augment: str = typer.Option(None, help="Training augmentation: none, dihedral (90° turns and flips), colour "
@@ -38,12 +41,18 @@ def fit_command(
     """Train a model; keeps the best epoch's checkpoint (--select) and a JSON-lines log."""
     given = {k: v for k, v in dict(group=group, width=width, epochs=epochs, batch_size=batch_size, lr=lr,
                                    weight_decay=weight_decay, seed=seed, activation=activation,
-                                   num_classes=num_classes, augment=augment, select=select).items() if v is not None}
+                                   num_classes=num_classes, augment=augment, select=select,
+                                   min_fields=min_fields).items() if v is not None}
     with cli_errors("stopped; with an epoch finished, the same command and --resume continues"):
+        from e2micro.errors import BadInput
+
         from ..fit import FitSettings, fit
+        from ..groups import parse_group
 
         # A bad --augment / --select is refused here, so its line comes before any warning.
         settings = FitSettings(data=str(data), out=str(out), device=device, progress=progress, **given)
+        if min_fields is not None and not resume and parse_group(settings.group) is None:
+            raise BadInput("--min-fields applies to equivariant groups (regular fields); --group none has none")
         if not resume and os.environ.get("RANK", "0") == "0":  # once per run: not on resume, not per DDP rank
             warn_single_fields(settings)
         best = fit(settings, resume=resume, given=given, force=force)
@@ -61,5 +70,5 @@ def warn_single_fields(s) -> None:
     if stages:
         typer.echo(f"warning: {parse_group(s.group).name} at width {s.width:g} leaves a single regular field "
                    f"({stages[0][1]} channels) in {', '.join(n for n, _ in stages)}: few distinct filters there "
-                   "(see the README's data-efficiency section); a larger --width or a smaller group gives every "
-                   "stage at least two fields", err=True)
+                   "(see the README's data-efficiency section); --min-fields 2 (the default), a larger --width or a "
+                   "smaller group gives every stage at least two fields", err=True)

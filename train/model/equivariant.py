@@ -23,7 +23,7 @@ class EquivariantMobileNetV2(torch.nn.Module):
             raise ValueError("EquivariantMobileNetV2 needs a group; use build_model(group=None) for the twin")
         self.config, self.group = config, group
         gs = group.gspace()
-        arch = decode(config.width, group.order, config.input_size)
+        arch = decode(config.width, group.order, config.input_size, config.min_fields)
         self.arch = arch
         self.input_mask = MaskMul(config.input_size)
         self.normalize = Normalize(config.mean, config.std)

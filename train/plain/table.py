@@ -62,21 +62,25 @@ class ArchSpec:
         return self.blocks[-1].out_size
 
 
-def decode(width: float, divisor: int, input_size: int) -> ArchSpec:
-    """Channel counts (multiples of `divisor`, i.e. whole regular fields) and grid sizes."""
-    stem = make_divisible(STEM_CHANNELS * width, divisor)
+def decode(width: float, divisor: int, input_size: int, min_fields: int = 1) -> ArchSpec:
+    """Channel counts (multiples of `divisor`, i.e. whole regular fields, at least `min_fields` of
+    them in every stage) and grid sizes."""
+    def channels(v: float) -> int:
+        return max(min_fields * divisor, make_divisible(v, divisor))
+
+    stem = channels(STEM_CHANNELS * width)
     size = conv_out(input_size, 2)
     _check_odd(input_size, size, "the stem")
     stem_size, cin, blocks = size, stem, []
     for t, c, n, s in MOBILENETV2:
-        cout = make_divisible(c * width, divisor)
+        cout = channels(c * width)
         for i in range(n):
             stride = s if i == 0 else 1
             out = conv_out(size, stride)
             _check_odd(input_size, out, f"block {len(blocks)}")
             blocks.append(BlockSpec(cin, cin * t, cout, stride, size))
             cin, size = cout, out
-    head = make_divisible(HEAD_CHANNELS * max(1.0, width), divisor)
+    head = channels(HEAD_CHANNELS * max(1.0, width))
     return ArchSpec(stem, stem_size, tuple(blocks), head)
 
 
@@ -88,11 +92,12 @@ def _check_odd(input_size: int, size: int, where: str) -> None:
         )
 
 
-def single_field_stages(width: float, order: int, input_size: int) -> list[tuple[str, int]]:
+def single_field_stages(width: float, order: int, input_size: int, min_fields: int = 1) -> list[tuple[str, int]]:
     """(stage, channels) of the stages whose output is one regular field of `order` channels: the
     stem, MobileNetV2's table rows ("stage 1" … "stage 7") and the head conv. Weight sharing leaves
-    such a stage few distinct filters (C12 at width 0.35: the stem and stages 1–3)."""
-    arch = decode(width, order, input_size)
+    such a stage few distinct filters (C12 at width 0.35: the stem and stages 1–3, unless
+    `min_fields` ≥ 2)."""
+    arch = decode(width, order, input_size, min_fields)
     stages, first = [("stem", arch.stem)], 0
     for k, (_, _, n, _) in enumerate(MOBILENETV2, 1):
         stages.append((f"stage {k}", arch.blocks[first].cout))
