@@ -33,7 +33,9 @@ def main():
     data = a.data or ensure_data("easy")
     rows, par = [], []
     for w in a.widths:
-        ckpt = WORK / "models" / f"c12_w{w}.pt"
+        # train fit's default --min-fields is in the name: a cached model built with another one is not reused.
+        mf = "" if FitSettings.min_fields == 1 else f"_mf{FitSettings.min_fields}"
+        ckpt = WORK / "models" / f"c12_w{w}{mf}.pt"
         if not ckpt.is_file():
             fit(FitSettings(data=str(data), out=str(ckpt), group="C12", width=w, epochs=3, batch_size=32, lr=4e-3,
                             progress=False), force=True)  # no checkpoint: start over

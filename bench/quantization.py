@@ -109,7 +109,9 @@ def ensure_model(name: str) -> Path:
     from train.fit import FitSettings, fit
 
     kind, group, act, _ = MODELS[name]
-    ckpt = WORK / "models" / f"{kind}_{group}_{act}.pt"
+    # train fit's default --min-fields is in the name: a cached model built with another one is not reused.
+    mf = "" if group is None or FitSettings.min_fields == 1 else f"_mf{FitSettings.min_fields}"
+    ckpt = WORK / "models" / f"{kind}_{group}_{act}{mf}.pt"
     if not ckpt.is_file():
         fit(FitSettings(data=str(ensure_data(kind)), out=str(ckpt), group=group, width=0.35, epochs=3, batch_size=32,
                         lr=4e-3, activation=act, progress=False), force=True)  # no checkpoint: start over

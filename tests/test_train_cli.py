@@ -143,6 +143,16 @@ def test_resume_refuses_a_changed_augment_flag():
     assert resumed_settings(stored, stored, {"augment": "colour+dihedral"}, 1)[0].augment == "dihedral+colour"
 
 
+def test_resume_refuses_a_changed_min_fields_and_keeps_the_stored_one():
+    from e2micro.errors import BadInput
+    from train.fit import FitSettings, resumed_settings
+
+    stored = FitSettings(data="d", out="o.pt", min_fields=1)  # e.g. a run from before the option
+    with pytest.raises(BadInput, match="--min-fields 2 \\(the run has 1\\)"):
+        resumed_settings(stored, FitSettings(data="d", out="o.pt"), {"min_fields": 2}, 1)
+    assert resumed_settings(stored, FitSettings(data="d", out="o.pt"), {}, 1)[0].min_fields == 1
+
+
 def test_select_keeps_the_lowest_loss_or_the_most_accurate_epoch(tmp_path, demo_dir):
     from train.fit import better
 
@@ -179,7 +189,7 @@ def test_init_hook_sees_the_seeded_model_before_the_first_batch(tmp_path, demo_d
 
     def init(model):
         torch.manual_seed(3)
-        seeded = model_from_config(ModelConfig(group="C4", width=0.25))
+        seeded = model_from_config(ModelConfig(group="C4", width=0.25, min_fields=FitSettings.min_fields))
         events.append(all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                              seeded.state_dict().values())))
 
