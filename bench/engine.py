@@ -1,6 +1,7 @@
 """The engine back end against TFLM: weights, arena, ELF flash/RAM, instructions per inference.
 
     .venv/bin/python bench/engine.py [--models c12-w0.35,c12-w1.0,plain-w0.35,plain-w1.0] [--images 8]
+        [--name engine]
 
 Models are right by construction (seeded init, batch-norm statistics from smooth images, as the
 tests make them), converted with `convert tflite`'s defaults into build/bench/engine/<name>/ (reused
@@ -34,7 +35,8 @@ from firmware_size import BOARDS  # noqa: E402
 CACHE = ROOT / "build" / "bench" / "engine"
 MODELS = {"c12-w0.35": ("C12", 0.35), "c12-w1.0": ("C12", 1.0), "plain-w0.35": (None, 0.35),
           "plain-w1.0": (None, 1.0), "d4-w0.35": ("D4", 0.35), "c4-w0.35": ("C4", 0.35),
-          "d4-w1.0": ("D4", 1.0), "c4-w1.0": ("C4", 1.0)}
+          "d4-w1.0": ("D4", 1.0), "c4-w1.0": ("C4", 1.0),
+          "c12-w0.35-mf2": ("C12", 0.35, 2)}  # (group, width[, min_fields]): mf2 is train fit's default model
 STACK_ALLOWANCE = 8 * 1024  # per board, for both back ends: the engine's measured stack (≈1.5 KB, the
 # table's column: QEMU, painted stack) plus the board's own margin; TFLM's stack is not measured
 
@@ -49,14 +51,14 @@ def conversion(name: str) -> Path:
 
     from train.model.constructed import set_bn_statistics
 
-    group, width = MODELS[name]
+    group, width, min_fields = (*MODELS[name], 1)[:3]
     d = CACHE / name
     out = d / "model_tflite"
     if (out / "report.json").is_file():
         return out
     d.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    model = set_bn_statistics(build_model(group=group, width=width))
+    model = set_bn_statistics(build_model(group=group, width=width, min_fields=min_fields))
     save_checkpoint(d / "model.pt", model, model.config)
     convert_tflite(ConvertOptions(checkpoint=d / "model.pt", out=out, parity_images=4), echo=lambda s: None)
     return out
@@ -106,6 +108,7 @@ def main(argv=None) -> None:
                     help=f"comma-separated, of {', '.join(MODELS)}")
     ap.add_argument("--images", type=int, default=8, help="demo patches (each also rotated 3 times) checked on the host")
     ap.add_argument("--qemu-images", type=int, default=1)
+    ap.add_argument("--name", default="engine", help="results file stem under bench/results/")
     args = ap.parse_args(argv)
     names = args.models.split(",")
     unknown = [m for m in names if m not in MODELS]
@@ -143,7 +146,7 @@ def main(argv=None) -> None:
              "sizes assumed for the M7 boards). TFLM: its M4 firmware ELF's flash, ELF RAM (the arena "
              f"included) + the same {STACK_ALLOWANCE // 1024} KiB stack.\n\n"
              + table(["board"] + [r["model"] for r in rows], fit))
-    write("engine", "Engine back end vs TFLM", body, "python bench/engine.py " + " ".join(argv or sys.argv[1:]))
+    write(args.name, "Engine back end vs TFLM", body, "python bench/engine.py " + " ".join(argv or sys.argv[1:]))
 
 
 if __name__ == "__main__":
