@@ -60,7 +60,8 @@ def main():
             + "\n\n" + table(["width", "parity images", "float TFLite vs graph", "int8 argmax agreement",
                               "int8 mean |Δ| LSB", "int8 max |Δ| LSB", "TFLM vs LiteRT max LSB",
                               "rot90 exact LiteRT", "rot90 exact TFLM", "accuracy float / int8"], par)
-            + f"\n\nC12 models trained 3 epochs on the demo data ({data}); default conversion (full DFQ, "
+            + f"\n\nC12 models (`train fit`'s default --min-fields {FitSettings.min_fields}) trained 3 epochs on the "
+              f"demo data ({data}); default conversion (full DFQ, "
               "batch-norm ranges); parity on the first 16 demo test images (the default), LiteRT reference kernels and TFLM.\n")
     write("convert_time", "convert tflite: time, sizes, arena and parity by width", body,
           "python bench/convert_time.py " + " ".join(sys.argv[1:]))

@@ -31,7 +31,8 @@ the lr chosen there; with `--sweep-seeds first` only for the first of `--seeds`,
 reusing the lr chosen for it (per data set, budget and model). The test split never chooses anything.
 Within a run the checkpoint is `train fit`'s best by `--select` (default: validation loss).
 `--augment`, `--select`, `--weight-decay` and `--min-fields` (equivariant models only) are `train
-fit`'s, for every run (defaults as there); other values get their own cached runs. Result files
+fit`'s, for every run (defaults as there); other values get their own cached runs (`--min-fields`:
+only for the models whose architecture it changes). Result files
 written before `--min-fields` existed were measured with 1 field at least (their reproduce lines
 say `--min-fields 1`).
 

@@ -8,7 +8,8 @@ bench/tissue.py's 634 tiles of scikit-image's immunohistochemistry photograph. T
 measure: no range rule, k or training run ever saw them; the validation split is where a choice
 between rules would be made. Every row is compared with the image-calibrated one on the same images
 (disagreement counts with binomial and paired standard errors, |Δlogit| ratios).
-Models (trained once, cached under build/bench/quantization/models/): C12 width 0.35, 3 epochs, on
+Models (trained once, cached under build/bench/quantization/models/): C12 width 0.35 (`train fit`'s
+default --min-fields, in the cached file's name when not 1), 3 epochs, on
 the easy demo; the same on the hard demo; and on the hard demo with ReLU instead of ReLU6.
 Per model and DFQ variant, the convert pipeline's own stages run once (fold, DFQ, ONNX, onnx2tf,
 calibrate-only TFLite); each ranges table is then written into that model and quantized by TF, as

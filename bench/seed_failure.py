@@ -47,7 +47,8 @@ def modules_of(part: str, config) -> list[str]:
         g = parse_group(config.group)
         names = [n for n, _ in single_field_stages(config.width, g.order, config.input_size, config.min_fields)]
         if not names:
-            raise SystemExit(f"error: --parts single: {config.group} at width {config.width} has no single-field stage")
+            raise SystemExit(f"error: --parts single: {config.group} at width {config.width} with --min-fields "
+                             f"{config.min_fields} has no single-field stage")
         return [m for n in names for m in modules_of(n, config)]
     if part == "stem":
         return ["stem"]

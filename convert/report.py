@@ -16,7 +16,9 @@ def _steps(dfq: dict) -> str:
 def summary_lines(r: dict) -> list[str]:
     p, f = r["parity"], r["files"]
     lines = [
-        f"model: {r['checkpoint']['group']} MobileNetV2, width {r['checkpoint']['width']}, "
+        f"model: {r['checkpoint']['group']} MobileNetV2, width {r['checkpoint']['width']}"
+        + (f" (at least {r['checkpoint']['min_fields']} fields per stage)"
+           if r["checkpoint"].get("min_fields", 1) != 1 else "") + ", "
         f"{r['checkpoint']['num_classes']} classes",
         f"int8 .tflite: {f['model_int8.tflite']:,} bytes; float: {f['model_float.tflite']:,} bytes; "
         f"TFLM arena {r['arena']['measured_bytes']:,} bytes measured → kTensorArenaSize {r['arena']['tensor_arena_size']:,}",

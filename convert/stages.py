@@ -216,7 +216,7 @@ def report(checkpoint: Path, m: Loaded, d: DataFree, o: Onnx, table, q: Int8, a:
     inp, outp, c = q.graph.input(), q.graph.output(), m.config
     r = {
         "checkpoint": {"file": checkpoint.name, "sha256": m.sha256, "group": c.group or "none", "width": c.width,
-                       "num_classes": c.num_classes, "class_names": list(c.class_names),
+                       "min_fields": c.min_fields, "num_classes": c.num_classes, "class_names": list(c.class_names),
                        "metrics": m.checkpoint.get("metrics", {})},
         "versions": versions(),
         "ops": q.graph.histogram(),

@@ -153,6 +153,35 @@ def test_resume_refuses_a_changed_min_fields_and_keeps_the_stored_one():
     assert resumed_settings(stored, FitSettings(data="d", out="o.pt"), {}, 1)[0].min_fields == 1
 
 
+def test_a_state_from_before_min_fields_resumes_with_one_field(tmp_path, demo_dir):
+    from e2micro.errors import BadInput
+    from train.checkpoint import load_model
+    from train.fit import FitSettings, fit, state_path
+
+    out = tmp_path / "m.pt"
+    s = FitSettings(data=str(demo_dir), out=str(out), group="C4", width=0.25, epochs=1, batch_size=64,
+                    min_fields=1, progress=False)
+    fit(s)
+    state = torch.load(state_path(out), weights_only=True)
+    del state["settings"]["min_fields"], state["config"]["min_fields"]  # as written before the key existed
+    torch.save(state, state_path(out))
+    with pytest.raises(BadInput, match="--min-fields 2 \\(the run has 1\\)"):
+        fit(FitSettings(data=str(demo_dir), out=str(out), epochs=2, progress=False), resume=True,
+            given={"epochs": 2, "min_fields": 2})
+    fit(FitSettings(data=str(demo_dir), out=str(out), epochs=2, progress=False), resume=True, given={"epochs": 2})
+    model, config, _ = load_model(out)
+    assert config.min_fields == 1 and model.arch.blocks[0].cout == 4  # C4 w0.25 stage 1: one field
+    assert torch.load(state_path(out), weights_only=True)["settings"]["min_fields"] == 1
+
+
+def test_the_twin_stores_no_field_floor():
+    from train.fit import FitSettings
+
+    for group in (None, "none"):
+        assert FitSettings(data="", out="", group=group).min_fields == 1
+    assert FitSettings(data="", out="", group="C12").min_fields == 2
+
+
 def test_select_keeps_the_lowest_loss_or_the_most_accurate_epoch(tmp_path, demo_dir):
     from train.fit import better
 

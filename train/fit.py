@@ -64,6 +64,8 @@ class FitSettings:
             raise BadInput(f"--select {self.select!r}: use {' or '.join(SELECT)}")
         if isinstance(self.min_fields, bool) or not isinstance(self.min_fields, int) or not 1 <= self.min_fields <= 8:
             raise BadInput(f"--min-fields {self.min_fields!r}: give a whole number from 1 to 8")
+        if parse_group(self.group) is None:  # the twin has no fields: its settings say what its model has
+            self.min_fields = 1
 
 
 # What a resumed run takes from its stored state; a differing flag is refused (epochs may grow).
@@ -223,7 +225,7 @@ def _train(s: FitSettings, resume: bool, d: Dist, given: dict, saved: dict, init
                            + (" (PCam is binary; give --num-classes for more classes)" if s.num_classes == 2 else ""))
     config = (ModelConfig.from_dict(state["config"]) if state else
               ModelConfig(group=s.group, width=s.width, num_classes=s.num_classes, input_size=s.input_size,
-                          activation=s.activation, min_fields=s.min_fields if parse_group(s.group) else 1))
+                          activation=s.activation, min_fields=s.min_fields))
     torch.manual_seed(s.seed)
     model = model_from_config(config)
     if state:

@@ -34,7 +34,8 @@ def eval_command(
         images = PCamSplit(data, split)
         images.check_labels(config.num_classes, f"the model ({config.num_classes} classes)")
         result = evaluate(model, config, images, batch_size, invariance, limit)
-    result = {"checkpoint": str(checkpoint), "group": config.group or "none", "width": config.width, **result}
+    result = {"checkpoint": str(checkpoint), "group": config.group or "none", "width": config.width,
+              "min_fields": config.min_fields, **result}
     if as_json:
         typer.echo(json.dumps({k: _finite(v) for k, v in result.items()}, allow_nan=False))
         return
