@@ -11,6 +11,19 @@ from e2micro.atomic import write_atomic
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def field_floor_tag(group: str | None, width: float, min_fields: int) -> str:
+    """`_mf{k}` for a cached run's name where `min_fields` changes the model's architecture, else
+    "": names from before the option existed stay those of the same models, and a cached model
+    with another architecture is never reused."""
+    from train.config import DEFAULT_INPUT_SIZE as S
+    from train.groups import parse_group
+    from train.plain.table import decode
+
+    g = parse_group(group)
+    changed = g is not None and decode(width, g.order, S, min_fields) != decode(width, g.order, S, 1)
+    return f"_mf{min_fields}" if changed else ""
+
+
 def table(headers: list[str], rows: list[list]) -> str:
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import table, write  # noqa: E402
+from common import field_floor_tag, table, write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "bench" / "convert"
@@ -25,7 +25,6 @@ def main():
     ap.add_argument("--widths", nargs="+", type=float, default=[0.35, 1.0])
     ap.add_argument("--data", type=Path)
     a = ap.parse_args()
-    from data_efficiency import floored
     from quantization import ensure_data
 
     from convert.pipeline import ConvertOptions, convert_tflite
@@ -34,10 +33,7 @@ def main():
     data = a.data or ensure_data("easy")
     rows, par = [], []
     for w in a.widths:
-        # train fit's default --min-fields is in the name where it changes the model, so a cached model
-        # with another architecture is never reused.
-        mf = f"_mf{FitSettings.min_fields}" if floored("C12", w, FitSettings.min_fields) else ""
-        ckpt = WORK / "models" / f"c12_w{w}{mf}.pt"
+        ckpt = WORK / "models" / f"c12_w{w}{field_floor_tag('C12', w, FitSettings.min_fields)}.pt"
         if not ckpt.is_file():
             fit(FitSettings(data=str(data), out=str(ckpt), group="C12", width=w, epochs=3, batch_size=32, lr=4e-3,
                             progress=False), force=True)  # no checkpoint: start over

@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, table, write  # noqa: E402
+from common import RESULTS, field_floor_tag, table, write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "bench" / "data_efficiency"
@@ -77,17 +77,6 @@ def trainable_params(group: str, width: float, min_fields: int = 1) -> int:
     m = model_from_config(ModelConfig(group=None if twin else group, width=width,
                                       min_fields=1 if twin else min_fields))
     return sum(p.numel() for p in m.parameters() if p.requires_grad)
-
-
-def floored(group: str, width: float, min_fields: int) -> bool:
-    """Whether `--min-fields` changes this model's architecture (a run's cache key says so only then,
-    so the keys from before the option existed stay those of the same models)."""
-    from train.config import DEFAULT_INPUT_SIZE as S
-    from train.groups import parse_group
-    from train.plain.table import decode
-
-    g = None if group == "none" else parse_group(group)
-    return g is not None and decode(width, g.order, S, min_fields) != decode(width, g.order, S, 1)
 
 
 def matched_width(group: str, target: int, cache: dict, min_fields: int = 1) -> tuple[float, int]:
@@ -201,7 +190,7 @@ def run(data: Path, tag: str, group: str, width: float, n: int, seed: int, lr: f
            + ("" if a.augment == "dihedral" else f"_aug-{a.augment}")
            + ("" if a.select == "loss" else f"_sel-{a.select}")
            + ("" if a.weight_decay == FitSettings.weight_decay else f"_wd-{a.weight_decay:g}")
-           + (f"_mf{a.min_fields}" if floored(group, width, a.min_fields) else ""))
+           + field_floor_tag(group, width, a.min_fields))
     ckpt, res = WORK / "runs" / f"{key}.pt", WORK / "runs" / f"{key}.json"
     r = json.loads(res.read_text()) if res.is_file() else None
     if r is not None:

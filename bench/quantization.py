@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import table, write  # noqa: E402
+from common import field_floor_tag, table, write  # noqa: E402
 from tissue import SOURCE as TISSUE_SOURCE  # noqa: E402
 from tissue import ihc_tiles  # noqa: E402
 
@@ -110,11 +110,10 @@ def ensure_model(name: str) -> Path:
     from train.fit import FitSettings, fit
 
     kind, group, act, _ = MODELS[name]
-    # train fit's default --min-fields is in the name: a cached model built with another one is not reused.
-    mf = "" if group is None or FitSettings.min_fields == 1 else f"_mf{FitSettings.min_fields}"
-    ckpt = WORK / "models" / f"{kind}_{group}_{act}{mf}.pt"
+    width = 0.35
+    ckpt = WORK / "models" / f"{kind}_{group}_{act}{field_floor_tag(group, width, FitSettings.min_fields)}.pt"
     if not ckpt.is_file():
-        fit(FitSettings(data=str(ensure_data(kind)), out=str(ckpt), group=group, width=0.35, epochs=3, batch_size=32,
+        fit(FitSettings(data=str(ensure_data(kind)), out=str(ckpt), group=group, width=width, epochs=3, batch_size=32,
                         lr=4e-3, activation=act, progress=False), force=True)  # no checkpoint: start over
     return ckpt
 

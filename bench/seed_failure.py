@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import data_efficiency as de  # noqa: E402
-from common import table, write  # noqa: E402
+from common import field_floor_tag, table, write  # noqa: E402
 
 WORK = de.ROOT / "build" / "bench" / "seed_failure"
 
@@ -90,7 +90,7 @@ def run(data: Path, a, seed: int, part: str, donor: int | None) -> dict:
 
     epochs = max(de.MIN_EPOCHS, math.ceil(a.steps * de.BATCH / a.train_images))
     key = (f"{a.group}_w{a.width}_n{a.train_images}_p{a.pool}_s{seed}_lr{a.lr:g}_e{epochs}"
-           + ("" if a.min_fields == 1 else f"_mf{a.min_fields}")
+           + field_floor_tag(a.group, a.width, a.min_fields)
            + ("" if donor is None else f"_{part.replace(' ', '')}-from-s{donor}"))
     ckpt, res = WORK / f"{key}.pt", WORK / f"{key}.json"
     if res.is_file():

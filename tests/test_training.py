@@ -3,8 +3,9 @@
 Every other test uses models right by construction (tests/conftest.py). Float reductions differ
 by instruction set and thread count, so a seed's optimisation path differs between machines; the
 settings here learn with a wide margin (C4 w0.25, 4 epochs of 512 images, lr 4e-3: measured val
-accuracy 0.98 with `train fit`'s default two fields per stage, 0.97 with one, against a bound of 0.75; chance is 0.5, one σ of 64 coin flips 0.06). Threads are
-pinned and deterministic algorithms requested, so at least the same machine repeats itself exactly.
+accuracy 0.98 with `train fit`'s default two fields per stage, 0.97 with one, against a bound of
+0.75; chance is 0.5, one σ of 64 coin flips 0.06). Threads are pinned and deterministic algorithms
+requested, so at least the same machine repeats itself exactly.
 """
 from __future__ import annotations
 

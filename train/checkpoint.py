@@ -128,9 +128,9 @@ def load_model(path: str | Path):
     try:
         load_weights(model, ckpt["state_dict"])
     except RuntimeError:
+        floor = f", min_fields {config.min_fields}" if config.min_fields != 1 else ""
         raise CheckpointError(f"{path}: weights do not match the stored architecture ({config.group or 'none'}, "
-                              f"width {config.width}" + (f", min_fields {config.min_fields}" if config.min_fields != 1 else "")
-                              + f"): {_mismatch(model, ckpt['state_dict'])}") from None
+                              f"width {config.width}{floor}): {_mismatch(model, ckpt['state_dict'])}") from None
     for name, t in ckpt["state_dict"].items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise CheckpointError(f"{path}: weight '{name}' contains NaN or Inf")

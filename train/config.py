@@ -12,6 +12,13 @@ from .groups import parse_group
 PCAM_MEAN = (178.7, 137.3, 176.4)
 PCAM_STD = (59.9, 70.7, 54.3)
 DEFAULT_INPUT_SIZE = 95  # PCam's 96×96 cropped to an odd grid
+MAX_MIN_FIELDS = 8
+
+
+def check_min_fields(value, option: str = "min_fields") -> None:
+    """The one rule for a field floor (ModelConfig's key, train fit's --min-fields)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_MIN_FIELDS:
+        raise BadInput(f"{option} {value!r}: give a whole number from 1 to {MAX_MIN_FIELDS}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,8 +57,7 @@ class ModelConfig:
             raise BadInput("mean and std need 3 values each, std positive")
         if self.activation not in ("relu6", "relu"):
             raise BadInput(f"activation must be relu6 or relu, got {self.activation!r}")
-        if isinstance(self.min_fields, bool) or not isinstance(self.min_fields, int) or not 1 <= self.min_fields <= 8:
-            raise BadInput(f"min_fields must be a whole number from 1 to 8, got {self.min_fields!r}")
+        check_min_fields(self.min_fields)
         if g is None and self.min_fields != 1:
             raise BadInput("min_fields applies to equivariant models (regular fields); the conventional twin has none")
         if int(self.input_size) % 2 == 0:

@@ -17,7 +17,7 @@ from e2micro.errors import BadInput, E2microError
 
 from .checkpoint import atomic_save, load_weights, model_state, safe_load, save_checkpoint
 from .groups import parse_group
-from .config import ModelConfig
+from .config import ModelConfig, check_min_fields
 from .data.augment import parse as parse_augment
 from .data.loader import batches, plan, prefetch
 from .data.pcam import PCamSplit
@@ -62,8 +62,7 @@ class FitSettings:
         parse_augment(self.augment)
         if self.select not in SELECT:
             raise BadInput(f"--select {self.select!r}: use {' or '.join(SELECT)}")
-        if isinstance(self.min_fields, bool) or not isinstance(self.min_fields, int) or not 1 <= self.min_fields <= 8:
-            raise BadInput(f"--min-fields {self.min_fields!r}: give a whole number from 1 to 8")
+        check_min_fields(self.min_fields, "--min-fields")
         if parse_group(self.group) is None:  # the twin has no fields: its settings say what its model has
             self.min_fields = 1
 
