@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
-from calibration.bn_ranges import K, _analytic, _span, bn_ranges
+from calibration.bn_ranges import K, PROBE, analytic_ranges, _span, bn_ranges
 from calibration.dfq import DFQOptions, skipped_steps
-from calibration.distill import head_probe
+from calibration.probe import probe
 from calibration.equalize import chains, equalize
 from calibration.fold import fold_all
 from calibration.points import activation_points
@@ -27,7 +27,7 @@ def folded():
 
 def test_k_per_kind(folded):
     k = {"conv": 3.0, "residual": 7.0, "head": 4.0, "pooled": 5.0}
-    r = _analytic(folded, k)
+    r = analytic_ranges(folded, k)
     stats = activation_stats(folded)
     for p in activation_points(folded):
         if p.key.endswith(".project"):
@@ -38,39 +38,74 @@ def test_k_per_kind(folded):
             lo, hi = _span(p.module.bn_mean.double(), p.module.bn_std.double(), 3.0)
             assert r[p.key] == pytest.approx((min(max(lo, 0), 6), max(min(hi, 6), 0)))
     assert any(p.key.endswith(".add") for p in activation_points(folded))
-    assert bn_ranges(folded, 3.0, head="bound").notes["k"]["conv"] == 3.0  # --bn-k sets the conv k
+    assert bn_ranges(folded, 3.0, probe="none").notes["k"]["conv"] == 3.0  # --bn-k sets the conv k
 
 
 def test_kinds_override_one_k_each(folded):
-    base = bn_ranges(folded, head="bound").ranges
-    t = bn_ranges(folded, head="bound", kinds={"conv": 3.0})  # below the ReLU6 clip, so the .dw ranges move
+    base = bn_ranges(folded, probe="none").ranges
+    t = bn_ranges(folded, probe="none", kinds={"conv": 3.0})  # below the ReLU6 clip, so the .dw ranges move
     assert t.notes["k"]["conv"] == 3.0 and t.ranges["logits"] == base["logits"]  # the head bound keeps K["pooled"]
     assert any(t.ranges[k] != base[k] for k in base if k.endswith(".dw"))
-    lo, hi = bn_ranges(folded, 8.0, head="bound").ranges["logits"]  # --bn-k also sets the head bound's k
+    lo, hi = bn_ranges(folded, 8.0, probe="none").ranges["logits"]  # --bn-k also sets the head bound's k
     assert lo < base["logits"][0] and hi > base["logits"][1]
     with pytest.raises(ValueError, match="unknown kinds"):
         bn_ranges(folded, kinds={"resid": 8.0})
 
 
-def test_head_probe_is_tighter_than_the_bound_and_covers_what_it_saw(folded):
-    bound = bn_ranges(folded, head="bound").ranges
-    t = bn_ranges(folded, head="probe")
-    probe = head_probe(folded)
+def test_probe_covers_tails_and_correlated_adds(folded):
+    """probe="tails": every conv output and add covers what the probe images reached and its own
+    k·std rule; adds take their spread from the probe (correlated branches); the pooled mean keeps its
+    analytic bound; the logits are narrowed to the probe's spread across images, never past the bound."""
+    bound = bn_ranges(folded, probe="none").ranges
+    t = bn_ranges(folded)
+    seen = probe(folded, **PROBE)
+    points = activation_points(folded)
+    adds = {p.key: seen.stats[p.key] for p in points if p.kind == "add"}
+    rule = analytic_ranges(folded, K, adds)
+    for p in points:
+        if p.kind not in ("conv", "add"):
+            continue
+        lo, hi = t.ranges[p.key]
+        plo, phi = seen.extremes[p.key]
+        assert lo == min(rule[p.key][0], plo, 0) and hi == max(rule[p.key][1], phi, 0)  # both covered, no more
+    assert any(t.ranges[p.key] != (min(rule[p.key][0], 0), max(rule[p.key][1], 0))
+               for p in points if p.kind == "conv")  # the probe did widen some
+    # the probe's add spread is its own measurement, not the independent-branch sum
+    stats = activation_stats(folded)
+    assert any(not torch.allclose(adds[k].std, stats[k].std, rtol=0.02) for k in adds)
+    assert t.ranges["head.mean"] == bound["head.mean"]
+    assert t.ranges["head.mask"] == t.ranges["head_conv"]
+    lo, hi = t.ranges["logits"]
+    assert bound["logits"][0] <= lo and hi <= bound["logits"][1]
+    v = seen.per_image["logits"]
+    assert lo <= float(v.min()) and float(v.max()) <= hi
+    assert hi - lo < 0.5 * (bound["logits"][1] - bound["logits"][0])
+    assert t.ranges == bn_ranges(folded).ranges  # deterministic: a fixed seed, no image read
+    assert t.notes["probe"] == "tails" and t.notes["probe_images"] == PROBE
+
+
+def test_probe_head_is_the_previous_default(folded):
+    bound = bn_ranges(folded, probe="none").ranges
+    t = bn_ranges(folded, probe="head").ranges
     for key in ("head.mean", "logits"):
-        lo, hi = t.ranges[key]
-        assert bound[key][0] <= lo and hi <= bound[key][1]  # never wider than the analytic bound
-        v = probe[key]
-        assert lo <= float(v.min()) and float(v.max()) <= hi
-    width = lambda r: r["logits"][1] - r["logits"][0]
-    assert width(t.ranges) < 0.5 * width(bound)
-    assert t.ranges == bn_ranges(folded, head="probe").ranges  # deterministic: a fixed seed, no image read
-    # every other activation keeps the analytic rule
-    assert {k: v for k, v in t.ranges.items() if k not in ("head.mean", "logits")} == \
+        assert bound[key][0] <= t[key][0] and t[key][1] <= bound[key][1]
+    assert {k: v for k, v in t.items() if k not in ("head.mean", "logits")} == \
            {k: v for k, v in bound.items() if k not in ("head.mean", "logits")}
+    with pytest.raises(ValueError, match="probe must be one of"):
+        bn_ranges(folded, probe="bound")
+
+
+def test_probe_sees_every_activation_it_summarises(folded):
+    seen = probe(folded, count=4, steps=2)
+    keys = {p.key for p in activation_points(folded) if p.kind not in ("input",)}
+    assert keys <= set(seen.stats) and keys <= set(seen.extremes)
+    assert seen.per_image["logits"].shape[0] == 4 and seen.per_image["head.mean"].shape[0] == 4
+    for key, (lo, hi) in seen.extremes.items():
+        assert lo <= hi and bool((seen.stats[key].std >= 0).all())
 
 
 def test_residual_k_widens_only_the_residual_stream(folded):
-    new, old = _analytic(folded, {**K, "residual": 8.0}), _analytic(folded, {**K, "residual": K["conv"]})
+    new, old = analytic_ranges(folded, {**K, "residual": 8.0}), analytic_ranges(folded, {**K, "residual": K["conv"]})
     for p in activation_points(folded):
         if p.key.endswith((".add", ".project")):
             assert new[p.key][1] - new[p.key][0] > old[p.key][1] - old[p.key][0]
@@ -125,9 +160,9 @@ def test_probe_ranges_do_not_depend_on_the_thread_count(folded):
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        two = bn_ranges(folded, head="probe").ranges
+        two = bn_ranges(folded).ranges
         torch.set_num_threads(1)
-        one = bn_ranges(folded, head="probe").ranges
+        one = bn_ranges(folded).ranges
     finally:
         torch.set_num_threads(threads)
     assert one == two and torch.get_num_threads() == threads

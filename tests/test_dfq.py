@@ -191,7 +191,7 @@ def test_bn_ranges_follow_the_rule(folded):
 
     _, f = folded
     k = 3.0
-    t = bn_ranges(f, k, head="bound")
+    t = bn_ranges(f, k, probe="none")
     assert t.method == "bn" and t.ranges["image"] == (0.0, 255.0)
     u = f.blocks[2].project  # linear, on the residual stream: its own k
     lo = float((u.bn_mean - K["residual"] * u.bn_std).min())
@@ -200,7 +200,7 @@ def test_bn_ranges_follow_the_rule(folded):
     u = f.blocks[2].dw  # ReLU6: clipped to [0, 6]
     assert t.ranges["blocks.2.dw"][0] == 0 and t.ranges["blocks.2.dw"][1] <= 6
     assert set(t.ranges) == {p.key for p in activation_points(f)}
-    wider = bn_ranges(f, 6.0, head="bound")  # k (--bn-k) widens the activations below their clip
+    wider = bn_ranges(f, 6.0, probe="none")  # k (--bn-k) widens the activations below their clip
     below = [p.key for p in activation_points(f) if p.act == "relu6" and t.ranges[p.key][1] < 6]
     assert below and all(wider.ranges[key][1] > t.ranges[key][1] for key in below)
 
@@ -228,6 +228,9 @@ def test_distilled_images_match_batch_norm_statistics(folded):
     assert mismatch(more) < 0.75 * mismatch(few)  # 30 Adam steps on 4 images: −40 % measured
     t = distilled_ranges(f, count=4, steps=5)
     assert t.method == "distilled" and set(t.ranges) == {p.key for p in activation_points(f)}
+    bn = bn_ranges(f).ranges  # pooled features and logits: the bn rule's (distilled images barely differ there)
+    assert all(t.ranges[k] == bn[k] for k in ("head.mean", "logits"))
+    assert t.ranges["blocks.2.project"] != bn["blocks.2.project"]  # the rest is measured on the distilled images
 
 
 def test_distillation_uses_torch_adams_update_without_torch_optim():
