@@ -4,7 +4,6 @@ folder that is swapped in (`e2micro.atomic.publish_dir`) only when every stage h
 only over a previous output of this tool (`convert.outputs`)."""
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
@@ -16,6 +15,7 @@ from calibration.dfq import DFQOptions
 from e2micro import interrupts
 from e2micro.atomic import publish_dir, publish_files, scratch_dir, staging_dir, write_atomic
 from e2micro.errors import BadInput
+from e2micro.threads import one_torch_thread
 
 from .outputs import FIRMWARE_FILES, OWN_FILES, discard_own, foreign_entries
 
@@ -33,7 +33,7 @@ class ConvertOptions:
     parity_images: int = 16  # keeps a width-1.0 conversion under a minute; tests check whole splits
     firmware: Path | None = None  # also copy the generated C sources into this firmware folder
     dfq: DFQOptions = DFQOptions()
-    bn_k: float | None = None  # ranges "bn": conv outputs mean ± k·std; None: calibration.bn_ranges.K
+    bn_k: float | None = None  # ranges "bn": k for ReLU/ReLU6 outputs and the head's bound; None: bn_ranges.K
     distill_images: int = 8  # 8 images × 100 steps: a quarter of 16 × 200 (time: bench/quantization.py)
     distill_steps: int = 100
     force: bool = False  # write into a folder that is not a previous output (replacing only our files)
@@ -72,7 +72,7 @@ def convert_tflite(opts: ConvertOptions, echo: Callable[[str], None] = print, ti
     staging = staging_dir(out)
     try:
         progress = Progress(10, echo)
-        with scratch_dir("e2micro-convert") as work, _one_torch_thread():
+        with scratch_dir("e2micro-convert") as work, one_torch_thread():
             report = _run(opts, staging, Path(work), progress, parity_dir)
         if timings is not None:
             timings.update(progress.times)
@@ -98,20 +98,6 @@ def convert_tflite(opts: ConvertOptions, echo: Callable[[str], None] = print, ti
     return report
 
 
-@contextlib.contextmanager
-def _one_torch_thread():
-    """PyTorch's float sums depend on its thread count (OMP_NUM_THREADS): one thread makes the
-    distilled ranges and the report's figures the same bytes on every run."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def validate(opts: ConvertOptions, out: Path, echo: Callable[[str], None] = print) -> tuple[bool, Path | None]:
     """Every input and option, before anything slow. Returns whether `out` is replaced as a whole
     (absent, empty or a previous output) rather than written into file by file (--force), and the
@@ -128,6 +114,8 @@ def validate(opts: ConvertOptions, out: Path, echo: Callable[[str], None] = prin
         raise BadInput("--ranges data needs --calibration-data FILE_x.h5 (or a PCam-format directory)")
     if opts.ranges != "data" and opts.calibration_data is not None:
         raise BadInput(f"--calibration-data is used only with --ranges data (the {opts.ranges} ranges use no images)")
+    if opts.ranges != "bn" and opts.bn_k is not None:
+        raise BadInput(f"--bn-k is used only with --ranges bn (the {opts.ranges} ranges measure images)")
     if opts.bn_k is not None and not (0 < opts.bn_k < float("inf")):
         raise BadInput(f"--bn-k {opts.bn_k}: use a positive number of standard deviations")
     if opts.firmware is not None and not opts.firmware.is_dir():

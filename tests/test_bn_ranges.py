@@ -84,7 +84,7 @@ def test_probe_covers_tails_and_correlated_adds(folded):
     assert t.notes["probe"] == "tails" and t.notes["probe_images"] == PROBE
 
 
-def test_probe_head_is_the_previous_default(folded):
+def test_probe_head_informs_only_the_pooled_mean_and_logits(folded):
     bound = bn_ranges(folded, probe="none").ranges
     t = bn_ranges(folded, probe="head").ranges
     for key in ("head.mean", "logits"):
@@ -156,13 +156,40 @@ def test_relu6_preserving_equalization(folded):
     assert not any(hasattr(u, "eligible") for u in e.conv_units())
 
 
-def test_probe_ranges_do_not_depend_on_the_thread_count(folded):
+def test_probe_ranges_do_not_depend_on_the_thread_count(folded, monkeypatch):
+    from calibration import distill
+
+    inner, seen_threads = distill.distill_images, []
+
+    def spy(*a, **kw):
+        seen_threads.append(torch.get_num_threads())
+        return inner(*a, **kw)
+
+    monkeypatch.setattr(distill, "distill_images", spy)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
         two = bn_ranges(folded).ranges
+        assert torch.get_num_threads() == 2  # the caller's count is given back
         torch.set_num_threads(1)
         one = bn_ranges(folded).ranges
     finally:
         torch.set_num_threads(threads)
-    assert one == two and torch.get_num_threads() == threads
+    assert one == two and seen_threads == [1, 1]  # the probe distils on one thread whatever the caller's
+
+
+def test_probe_gives_the_thread_count_back_on_error(folded, monkeypatch):
+    from calibration import distill
+
+    def fail(*a, **kw):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(distill, "distill_images", fail)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            bn_ranges(folded)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
