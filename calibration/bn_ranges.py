@@ -1,31 +1,31 @@
-"""Data-free activation ranges from batch-norm statistics and the probe (no image is read).
+"""Data-free activation ranges from batch-norm statistics and the probe (no real image is read).
 
 Rule, per activation (k per kind of activation, `K`), with probe="tails" (the default):
 - conv outputs: [min_c(β_c − kγ_c), max_c(β_c + kγ_c)] of the pre-activation N(β, γ²), clipped to the
   activation's bounds ([0, 6] for ReLU6, [0, ∞) for ReLU); k = K["conv"] for ReLU/ReLU6 units,
   K["residual"] for the linear projections;
 - residual adds: mean ± K["residual"]·std per channel as measured on the probe images, because the
-  two branches are correlated (batch-norm statistics only give each branch's own spread; assuming
-  them independent underestimated late adds' std by up to 25 %);
+  two branches are correlated (batch-norm statistics only give each branch's own spread);
 - then every conv output and add is widened to cover what the probe images themselves reached:
-  the tails are heavy (kurtosis 4–20; real images reach 8–11 std), and clipping a rare large value
-  is a systematic error that survives pooling, where rounding noise mostly averages out;
+  the tails are heavy, and clipping a rare large value is a systematic error that survives pooling,
+  where rounding noise mostly averages out;
 - the masked map before pooling: the range of the unit it masks (the mask only adds zeros);
-- the pooled mean: the analytic bound (mean ± K["pooled"]·std of the unmasked units, scaled by the
-  disc's share of the grid). Its int8 step is tiny either way, so it is never narrowed; narrowing it
-  to the probe clipped real features (1.19× the logit error on the hard demo);
+- the pooled mean: the analytic bound, mean ± K["pooled"]·std of the unmasked units, capped by the
+  masked map's analytic range times the disc's share of the grid. Its int8 step is tiny either way,
+  so it is never narrowed to the probe (narrowing it clipped real features);
 - the logits: mean ± K["head"]·std across the probe images per class, never narrower than FLOOR of
   the analytic Σ|w|·std bound's width and never wider than that bound (several times too wide alone);
 - the input: the contract, 0..255.
-Every range is then widened to include 0 (see `RangesTable`). probe="head" is the previous default
-(only the logits and pooled mean probed, adds from independent branches, no tails); probe="none"
-is the analytic rule alone (the logits and pooled mean at their bounds).
+Every range is then widened to include 0 (see `RangesTable`). probe="head" uses the probe only for
+the pooled mean and logits, with the adds from independent branches and no tails (with
+kinds={"residual": 6} it is the previous default); probe="none" is the analytic rule alone (the
+logits and pooled mean at their bounds).
 
-Why this default: bench/quantization.py measured fixed candidate rules on a validation draw of each
-model's distribution (never the test split or the tissue tiles), over a pool of ten models: the
-bench's three and seven more (other seeds, ReLU, the easy demo, C8, the conventional twin). This
-rule was best there: geometric mean of its mean |Δlogit| 1.02× image calibration's (worst model
-1.16×), against 1.23× (worst 2.25×) for the previous default. Figures: bench/results/quantization.md.
+Why this rule: bench/range_rules.py compared fixed candidate rules on each model's validation draw
+(never a test split or the tissue tiles) over a pool of ten models; this one had the lowest
+geometric mean of mean |Δlogit| relative to image calibration. Figures and the exploratory
+measurements behind the probe's uses: README (Data-free quantization), bench/results/range_rules.md
+and bench/results/quantization.md.
 """
 from __future__ import annotations
 
@@ -143,5 +143,5 @@ def bn_ranges(model, k: float | None = None, probe: str = "tails", kinds: dict |
         _check(ranges)
         if probe == "head":
             ranges = probed_head(ranges, seen.per_image, kk["head"], ["head.mean", "logits"])
-    return RangesTable("bn", ranges, {"k": kk, "probe": probe, **({"probe_images": PROBE} if seen else {}),
+    return RangesTable("bn", ranges, {"k": kk, "probe": probe, **({"probe_images": dict(PROBE)} if seen else {}),
                                       "rule": RULES[probe]})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from .points import activation_points
+from .probe import HEAD_KEYS
 from .ranges import RangesTable, observe
 
 
@@ -65,14 +66,11 @@ def distill_images(model, count: int = 8, steps: int = 100, lr: float = 0.1, see
     return (255 * torch.sigmoid(z)).detach()
 
 
-HEAD_KEYS = ("head.mean", "logits")
-
-
 def distilled_ranges(model, count: int = 8, steps: int = 100, seed: int = 0) -> RangesTable:
     """Global min/max over distilled images, except the pooled features and logits: images that match
-    per-position statistics barely differ from one another after pooling (their logits spanned a
-    quarter of real images' on the hard demo, 8× the logit error), so those two keep the default
-    bn rule's ranges."""
+    per-position statistics barely differ from one another after pooling (measured to them, the
+    logits are clipped: README, Data-free quantization), so those two keep the default bn rule's
+    ranges."""
     from .bn_ranges import bn_ranges
 
     images = distill_images(model, count, steps, seed=seed)

@@ -22,11 +22,13 @@ def _root(debug: bool = typer.Option(False, "--debug", callback=debug_option, is
 def tflite(
     checkpoint: Path = typer.Argument(..., help="Checkpoint written by `train fit`."),
     out: Path = typer.Option(None, "--out", help="Output directory (default: <checkpoint>_tflite next to it)."),
-    ranges: str = typer.Option("bn", help="Where int8 activation ranges come from: bn (batch-norm statistics, "
-                                          "no images), distilled (images distilled from them), data (real images)."),
-    bn_k: float = typer.Option(None, "--bn-k", help="bn ranges: conv outputs mean ± k·std (default: "
-                                                    "calibration/bn_ranges.py's K; the residual stream and the "
-                                                    "head have their own rules)."),
+    ranges: str = typer.Option("bn", help="Where int8 activation ranges come from: bn (batch-norm statistics "
+                                          "and a probe of 8 distilled images, no real image), distilled (min/max "
+                                          "over images distilled from them), data (real images)."),
+    bn_k: float = typer.Option(None, "--bn-k", help="bn ranges: ReLU/ReLU6 outputs mean ± k·std, and the k of "
+                                                    "the pooled mean's and logits' bound (default: "
+                                                    "calibration/bn_ranges.py's K); every range still covers "
+                                                    "what the probe images reached."),
     equalize: bool = typer.Option(True, "--equalize/--no-equalize", help="Cross-layer equalization."),
     absorb: bool = typer.Option(True, "--absorb/--no-absorb", help="High-bias absorption."),
     bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",

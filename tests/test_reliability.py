@@ -391,6 +391,14 @@ def test_calibration_data_needs_ranges_data(c4_checkpoint, demo_dir, tmp_path):
     assert "--calibration-data is used only with --ranges data" in line
 
 
+@pytest.mark.parametrize("ranges", ["distilled", "data"])
+def test_bn_k_needs_ranges_bn(c4_checkpoint, demo_dir, tmp_path, ranges):
+    data = ["--calibration-data", demo_dir] if ranges == "data" else []
+    line = one_line_error(convert_cli("tflite", c4_checkpoint, "--out", tmp_path / "o", "--ranges", ranges,
+                                      *data, "--bn-k", "4"))
+    assert "--bn-k is used only with --ranges bn" in line and not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("k", ["0", "-2", "inf"])
 def test_bn_k_must_be_positive(c4_checkpoint, tmp_path, k):
     line = one_line_error(convert_cli("tflite", c4_checkpoint, "--out", tmp_path / "o", "--bn-k", k))
