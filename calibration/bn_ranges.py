@@ -23,7 +23,8 @@ logits and pooled mean at their bounds).
 
 Why this rule: bench/range_rules.py compared fixed candidate rules on each model's validation draw
 (never a test split or the tissue tiles) over a pool of ten models; this one had the lowest
-geometric mean of mean |Δlogit| relative to image calibration. Figures and the exploratory
+geometric mean of mean |Δlogit| relative to image calibration (`--held-out` checks it on the same
+models' test splits: close to image calibration, not better). Figures and the exploratory
 measurements behind the probe's uses: README (Data-free quantization), bench/results/range_rules.md
 and bench/results/quantization.md.
 """
