@@ -80,6 +80,11 @@ def candidates(plain) -> dict[str, dict]:
     return out
 
 
+def score(deq: np.ndarray, ref: np.ndarray) -> tuple[int, float]:
+    """(images whose top-1 differs from float, mean |Δlogit|)."""
+    return int((deq.argmax(1) != ref.argmax(1)).sum()), float(np.abs(deq - ref).mean())
+
+
 def held_out(names: list[str]) -> None:
     from calibration.bn_ranges import bn_ranges
     from calibration.dfq import DFQOptions
@@ -137,12 +142,10 @@ def main():
         data = ranges_table(conv, "data", ckpt, ensure_data(kind)).ranges
         res[name] = {}
         for label, ranges in {"image-calibrated (`--ranges data`)": data, **candidates(conv.plain)}.items():
-            d = int8_logits(conv.int8(RangesTable("x", ranges)), valid.x, False)
-            res[name][label] = (int((d.argmax(1) != ref.argmax(1)).sum()), float(np.abs(d - ref).mean()))
+            res[name][label] = score(int8_logits(conv.int8(RangesTable("x", ranges)), valid.x, False), ref)
             print(name, label, res[name][label], flush=True)
         plain = Converted(ckpt, DFQOptions(bias_correction=False))
-        d = int8_logits(plain.int8(bn_ranges(plain.plain)), valid.x, False)
-        res[name][NO_BC] = (int((d.argmax(1) != ref.argmax(1)).sum()), float(np.abs(d - ref).mean()))
+        res[name][NO_BC] = score(int8_logits(plain.int8(bn_ranges(plain.plain)), valid.x, False), ref)
         print(name, NO_BC, res[name][NO_BC], flush=True)
     labels = list(res[a.models[0]])
     base = labels[0]
