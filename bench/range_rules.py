@@ -17,6 +17,13 @@ Writes bench/results/range_rules.md.
 --held-out, run once the rule was chosen: the default rule against image calibration on every pool
 model's test split (read nowhere else in this script), so the choice is checked on images it never
 saw and on more models than bench/quantization.py's one per set. Writes range_rules_held_out.md.
+
+--spread: how far image calibration's own agreement moves when only its calibration images change
+(16 images, the default 256, the other 256 of the validation split), beside the default rule, on a
+fresh, larger draw of the hard demo (8,192 images, seed 3, read by nothing that chose) for the hard
+models. It also reports the error of the top-1 margin (the float top class's logit minus the
+runner-up's), which is what decides top-1: an error both logits share moves |Δlogit| but no decision.
+Writes range_rules_spread.md.
 """
 from __future__ import annotations
 
@@ -85,6 +92,74 @@ def score(deq: np.ndarray, ref: np.ndarray) -> tuple[int, float]:
     return int((deq.argmax(1) != ref.argmax(1)).sum()), float(np.abs(deq - ref).mean())
 
 
+SPREAD_DRAW = (3, 8192)  # (seed, images): a draw of the hard demo's validation distribution no choice read
+
+
+def margin_error(deq: np.ndarray, ref: np.ndarray) -> float:
+    """Mean |Δ(top-1 margin)|: the float top class's logit minus the float runner-up's, int8 vs float."""
+    i = np.arange(len(ref))
+    top, second = np.argsort(ref, 1)[:, -1], np.argsort(ref, 1)[:, -2]
+    return float(np.abs((deq[i, top] - deq[i, second]) - (ref[i, top] - ref[i, second])).mean())
+
+
+def calibration_images(conv: Converted, kind: str, start: int, n: int):
+    """A ranges table measured on images [start, start + n) of the model's validation split."""
+    from calibration.ranges import from_data
+    from train.data.loader import batches
+    from train.data.pcam import open_images, split_paths
+
+    split = open_images(split_paths(ensure_data(kind), "valid")[0], "valid")
+    if start + n > len(split):
+        raise SystemExit(f"the validation split holds {len(split)} images, fewer than {start + n}")
+    x = np.concatenate([b.numpy() for b, _ in batches(split, 32, 95)])[start:start + n]
+    return from_data(conv.plain, [__import__("torch").from_numpy(x)], f"valid[{start}:{start + n}]")
+
+
+def spread(names: list[str]) -> None:
+    from calibration.bn_ranges import bn_ranges
+    from calibration.dfq import DFQOptions
+    from convert.images import from_path
+    from convert.parity import torch_logits
+    from train.data.demo import make_split, write_split
+
+    seed, n = SPREAD_DRAW
+    d = WORK / "data" / f"hard-valid-seed{seed}-{n}"
+    if not (d / "camelyonpatch_level_2_split_valid_y.h5").is_file():
+        d.mkdir(parents=True, exist_ok=True)
+        write_split(d, "valid", *make_split(n, seed, "valid", "hard"))
+    x = from_path(d, "valid", None, 95).x
+    labels = {"data, images 0–255 (`--ranges data`)": (0, 256), "data, images 256–511": (256, 256),
+              "data, images 0–15": (0, 16), "default (`--ranges bn`)": None}
+    res: dict[str, list] = {label: [] for label in labels}
+    for name in names:
+        ckpt, kind = ensure(name)
+        if kind != "hard":
+            continue
+        conv = Converted(ckpt, DFQOptions())
+        ref = torch_logits(conv.model, x)
+        for label, part in labels.items():
+            table_ = bn_ranges(conv.plain) if part is None else calibration_images(conv, kind, *part)
+            deq = int8_logits(conv.int8(table_), x, False)
+            res[label].append((*score(deq, ref), margin_error(deq, ref)))
+            print(name, label, res[label][-1], flush=True)
+    used = [n_ for n_ in names if ensure(n_)[1] == "hard"]
+    base = res[next(iter(labels))]
+    rows = []
+    for label, r in res.items():
+        geo = lambda j: float(np.exp(np.mean([np.log(a[j] / b[j]) for a, b in zip(r, base)])))  # noqa: E731
+        rows.append([label, sum(a[0] for a in r), f"{sum(a[0] - b[0] for a, b in zip(r, base)):+d}",
+                     f"{geo(1):.3f}", f"{geo(2):.3f}", *(f"{a[0]} / {a[2]:.4f}" for a in r)])
+    body = (table(["ranges", "Σ disagreeing", "− first row", "geo-mean |Δlogit| × first row",
+                   "geo-mean |Δmargin| × first row", *(f"{m}: disagreeing / |Δmargin|" for m in used)], rows)
+            + f"\n\n{len(used)} hard-demo models, each on the same fresh draw of {n:,} hard-demo validation images "
+            f"(seed {seed}; read by no choice), int8 (LiteRT optimised kernels) vs the float checkpoint. "
+            f"The first three rows are image calibration (global min/max) on different images of the model's "
+            f"validation split; their spread is how far agreement moves by chance alone. |Δmargin|: the error of "
+            f"the float top class's logit minus the runner-up's, the quantity top-1 depends on.\n")
+    write("range_rules_spread", "Image calibration against itself: how far agreement moves by chance", body,
+          "python bench/range_rules.py " + " ".join(sys.argv[1:]))
+
+
 def held_out(names: list[str]) -> None:
     from calibration.bn_ranges import bn_ranges
     from calibration.dfq import DFQOptions
@@ -124,9 +199,12 @@ def main():
     names = [*MODELS, *POOL]
     ap.add_argument("--models", nargs="+", default=names, choices=names)
     ap.add_argument("--held-out", action="store_true", help="measure the default rule on the test splits")
+    ap.add_argument("--spread", action="store_true", help="image calibration on other images, beside the default")
     a = ap.parse_args()
     if a.held_out:
         return held_out(a.models)
+    if a.spread:
+        return spread(a.models)
     from calibration.bn_ranges import bn_ranges
     from calibration.dfq import DFQOptions
     from calibration.ranges import RangesTable
