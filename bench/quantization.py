@@ -90,16 +90,16 @@ def ensure_data(kind: str) -> Path:
     return d
 
 
-def validation_draw(kind: str) -> Path:
-    """A second draw of the validation distribution (seed 1: no image shared with seed 0's splits),
-    as large as the test split: the 512-image validation split holds ~20 disagreements, too few to
-    choose a rule on. Choices between rules are made here, never on test or tissue."""
+def validation_draw(kind: str, seed: int = 1, n: int = TEST_IMAGES) -> Path:
+    """Another draw of the validation distribution (seed ≥ 1: no image shared with seed 0's splits),
+    by default as large as the test split: the 512-image validation split holds ~20 disagreements, too
+    few to choose a rule on. Choices between rules are made on seed 1, never on test or tissue."""
     from train.data.demo import make_split, write_split
 
-    d = WORK / "data" / f"{kind}-valid-seed1-{TEST_IMAGES}"
+    d = WORK / "data" / f"{kind}-valid-seed{seed}-{n}"
     if not (d / "camelyonpatch_level_2_split_valid_y.h5").is_file():
         d.mkdir(parents=True, exist_ok=True)
-        write_split(d, "valid", *make_split(TEST_IMAGES, 1, "valid", kind))
+        write_split(d, "valid", *make_split(n, seed, "valid", kind))
     return d
 
 

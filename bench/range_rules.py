@@ -104,6 +104,8 @@ def margin_error(deq: np.ndarray, ref: np.ndarray) -> float:
 
 def calibration_images(conv: Converted, kind: str, start: int, n: int):
     """A ranges table measured on images [start, start + n) of the model's validation split."""
+    import torch
+
     from calibration.ranges import from_data
     from train.data.loader import batches
     from train.data.pcam import open_images, split_paths
@@ -111,8 +113,8 @@ def calibration_images(conv: Converted, kind: str, start: int, n: int):
     split = open_images(split_paths(ensure_data(kind), "valid")[0], "valid")
     if start + n > len(split):
         raise SystemExit(f"the validation split holds {len(split)} images, fewer than {start + n}")
-    x = np.concatenate([b.numpy() for b, _ in batches(split, 32, 95)])[start:start + n]
-    return from_data(conv.plain, [__import__("torch").from_numpy(x)], f"valid[{start}:{start + n}]")
+    x = torch.cat([b for b, _ in batches(split, 32, 95)])[start:start + n]
+    return from_data(conv.plain, [x], f"valid[{start}:{start + n}]")
 
 
 def spread(names: list[str]) -> None:
@@ -120,21 +122,17 @@ def spread(names: list[str]) -> None:
     from calibration.dfq import DFQOptions
     from convert.images import from_path
     from convert.parity import torch_logits
-    from train.data.demo import make_split, write_split
-
     seed, n = SPREAD_DRAW
-    d = WORK / "data" / f"hard-valid-seed{seed}-{n}"
-    if not (d / "camelyonpatch_level_2_split_valid_y.h5").is_file():
-        d.mkdir(parents=True, exist_ok=True)
-        write_split(d, "valid", *make_split(n, seed, "valid", "hard"))
-    x = from_path(d, "valid", None, 95).x
+    x = from_path(validation_draw("hard", seed, n), "valid", None, 95).x
     labels = {"data, images 0–255 (`--ranges data`)": (0, 256), "data, images 256–511": (256, 256),
               "data, images 0–15": (0, 16), "default (`--ranges bn`)": None}
     res: dict[str, list] = {label: [] for label in labels}
+    used = []
     for name in names:
         ckpt, kind = ensure(name)
         if kind != "hard":
             continue
+        used.append(name)
         conv = Converted(ckpt, DFQOptions())
         ref = torch_logits(conv.model, x)
         for label, part in labels.items():
@@ -142,7 +140,6 @@ def spread(names: list[str]) -> None:
             deq = int8_logits(conv.int8(table_), x, False)
             res[label].append((*score(deq, ref), margin_error(deq, ref)))
             print(name, label, res[label][-1], flush=True)
-    used = [n_ for n_ in names if ensure(n_)[1] == "hard"]
     base = res[next(iter(labels))]
     rows = []
     for label, r in res.items():
