@@ -98,7 +98,8 @@ SPREAD_DRAW = (3, 8192)  # (seed, images): a draw of the hard demo's validation 
 def margin_error(deq: np.ndarray, ref: np.ndarray) -> float:
     """Mean |Δ(top-1 margin)|: the float top class's logit minus the float runner-up's, int8 vs float."""
     i = np.arange(len(ref))
-    top, second = np.argsort(ref, 1)[:, -1], np.argsort(ref, 1)[:, -2]
+    order = np.argsort(ref, 1)
+    top, second = order[:, -1], order[:, -2]
     return float(np.abs((deq[i, top] - deq[i, second]) - (ref[i, top] - ref[i, second])).mean())
 
 
@@ -122,6 +123,7 @@ def spread(names: list[str]) -> None:
     from calibration.dfq import DFQOptions
     from convert.images import from_path
     from convert.parity import torch_logits
+
     seed, n = SPREAD_DRAW
     x = from_path(validation_draw("hard", seed, n), "valid", None, 95).x
     labels = {"data, images 0–255 (`--ranges data`)": (0, 256), "data, images 256–511": (256, 256),
